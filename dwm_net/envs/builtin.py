@@ -12,7 +12,9 @@ import numpy as np
 
 from . import kernel as K
 from .maps import CENTER, MAX_DISTANCE, MapSpec, get_map
-from .units import LOOPS_PER_STEP, N_PARAMS, UnitType, override, param_row
+from .units import (
+    LOOPS_PER_STEP, N_PARAMS, P_HPMAX, P_RADIUS, P_RANGE, P_SHMAX, UnitType, override, param_row,
+)
 
 _MOVE_DIRS = ((0.0, 1.0), (0.0, -1.0), (1.0, 0.0), (-1.0, 0.0))  # north, south, east, west
 N_ACTIONS_NO_ATTACK = 6
@@ -116,8 +118,8 @@ class BuiltinSMAC:
         S[:] = 0.0
         S[:, K.S_X] = self._spawn[:, 0]
         S[:, K.S_Y] = self._spawn[:, 1]
-        S[:, K.S_HP] = self._P[:, 0]
-        S[:, K.S_SH] = self._P[:, 1]
+        S[:, K.S_HP] = self._P[:, P_HPMAX]
+        S[:, K.S_SH] = self._P[:, P_SHMAX]
         S[:, K.S_ALIVE] = 1.0
         S[:, K.S_TEAM] = self._team
         S[:, K.S_OTGT] = -1.0
@@ -284,9 +286,10 @@ class BuiltinSMAC:
             "y": S[:, K.S_Y].copy(),
             "health": S[:, K.S_HP].copy(),
             "shield": S[:, K.S_SH].copy(),
-            "health_max": P[:, 0].copy(),
-            "shield_max": P[:, 1].copy(),
-            "radius": P[:, 10].copy(),
+            "health_max": P[:, P_HPMAX].copy(),
+            "shield_max": P[:, P_SHMAX].copy(),
+            "radius": P[:, P_RADIUS].copy(),
+            "range": P[:, P_RANGE].copy(),
             "cooldown": S[:, K.S_CD].copy(),
             "alive": S[:, K.S_ALIVE] != 0.0,
             "team": self._team.astype(int),

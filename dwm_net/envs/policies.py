@@ -64,9 +64,13 @@ def nearest_policy(rng: np.random.Generator | None = None) -> Policy:
     return act
 
 
-def kite_policy(rng: np.random.Generator | None = None, threshold: float = 0.3) -> Policy:
-    """Focus fire, but an agent that an enemy is targeting steps away from it once its health
-    and shields fall to ``threshold`` of their maximum (the micro that wins 2s_vs_1sc, 2m_vs_1z).
+def kite_policy(
+    rng: np.random.Generator | None = None, threshold: float = 0.1, melee_range: float = 1.0
+) -> Policy:
+    """Focus fire with the two classic micro rules, for an agent that an enemy is targeting:
+    always step away from a melee attacker (weapon range < ``melee_range``: 2m_vs_1z), and step
+    away from a ranged one once health + shields fall to ``threshold`` of their maximum, so that
+    it re-targets a team-mate (2s_vs_1sc).
     """
     focus = nearest_policy(rng)
 
@@ -79,9 +83,11 @@ def kite_policy(rng: np.random.Generator | None = None, threshold: float = 0.3) 
         frac = (snap["health"] + snap["shield"]) / (snap["health_max"] + snap["shield_max"])
         for a in range(n):
             threats = [j for j in range(n, len(x)) if snap["alive"][j] and tgt[j] == a]
-            if not snap["alive"][a] or not threats or frac[a] > threshold:
+            if not snap["alive"][a] or not threats:
                 continue
             j = threats[0]
+            if snap["range"][j] >= melee_range and frac[a] > threshold:
+                continue
             best, best_d = actions[a], -np.inf
             for m, (dx, dy) in enumerate(((0, 1), (0, -1), (1, 0), (-1, 0))):
                 if avail[a, 2 + m]:

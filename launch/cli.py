@@ -1,0 +1,24 @@
+"""The `dwm-net` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from .bench_cli import bench_app
+from .env_cli import env_app
+
+app = typer.Typer(
+    help="dwm-net: decentralized multi-agent world models over byte-budgeted links.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(env_app, name="env")
+app.add_typer(bench_app, name="bench")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
