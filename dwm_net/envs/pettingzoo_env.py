@@ -89,7 +89,9 @@ class SMACParallelEnv(ParallelEnv):
             raise RuntimeError("the episode has ended; call reset() before step()")
         unknown = set(actions) - set(self._index)
         if unknown:
-            raise ValueError(f"unknown agent(s) {sorted(unknown)}; agents are {self.possible_agents}")
+            raise ValueError(
+                f"unknown agent(s) {sorted(unknown)}; agents are {self.possible_agents}"
+            )
         masks = self._masks()
         joint: list[int] = []
         replaced: dict[str, bool] = {}

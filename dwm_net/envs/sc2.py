@@ -78,7 +78,10 @@ def _sc2_install_problem(map_name: str | None) -> str | None:
 
 def _smac_package_problem() -> str | None:
     """Why the installed ``smac`` is not StarCraft SMAC, or None; does not import it."""
-    spec = importlib.util.find_spec("smac")
+    try:
+        spec = importlib.util.find_spec("smac")
+    except (ImportError, ValueError):  # a half-imported or spec-less `smac` module
+        spec = None
     if spec is None:
         return "StarCraft SMAC is not installed (no `smac` package)"
     roots = [Path(p) for p in (spec.submodule_search_locations or [])]
