@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .bench_cli import bench_app
+from .config_cli import config_app
 from .env_cli import env_app
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(env_app, name="env")
 app.add_typer(bench_app, name="bench")
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:
