@@ -1,0 +1,183 @@
+"""The bandwidth ledger: JSONL lines match the queue's sends and drops; summaries agree."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from comms.budget import Budget, SendQueue, parse_budget
+from comms.ledger import Ledger, link_name
+
+
+class FakeClock:
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _record(ledger: Ledger, **fields) -> None:
+    base = {"kind": "x", "link": "0->1", "payload_bytes": 1, "wire_bytes": 2, "step": 0}
+    ledger.record(**{**base, **fields})
+
+
+def _lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _run_queue(ledger: Ledger, clock: FakeClock) -> list[tuple[str, str, str | None]]:
+    """Drive a queue through every outcome; returns the expected (item, outcome, reason)."""
+    budget = Budget(1000.0, "s", burst=2000.0)
+    q = SendQueue(budget, max_items=3, max_age_s=5.0, clock=clock, ledger=ledger)
+
+    def send(item: str) -> bool:
+        return item != "h"
+
+    def offer(item, score, size, kind="experience", link="0->1", step=0):
+        q.offer(item, score, size, kind, link, payload_bytes=size - 8, env_step=step)
+
+    offer("big", 9.0, 2001, step=1)  # budget: larger than the burst
+    offer("a", 1.0, 1500, step=1)
+    offer("b", 2.0, 1000, kind="rollout", link="0->*", step=1)
+    offer("old", 0.5, 1900, link="0->2", step=2)
+    offer("d", 0.1, 100, step=2)  # overflow: the queue is full and it is the lowest
+    clock.t = 0.5
+    q.drain(send)  # b sent (2000 -> 1000 tokens); a waits
+    clock.t = 1.0
+    q.drain(send)  # a sent (1500 -> 0 tokens); old waits
+    offer("h", 5.0, 100, step=3)
+    offer("c", 0.3, 150, step=3)
+    clock.t = 1.2
+    q.drain(send)  # h refused by the transport: hwm (200 -> 100 tokens); old waits
+    clock.t = 5.5
+    q.drain(send)  # old waited 5.5 s > 5 s: age; c sent
+    offer("z", 1.0, 1900, link="0->2", step=9)
+    q.drop_all()  # z: peer_lost
+    return [
+        ("big", "dropped", "budget"),
+        ("d", "dropped", "overflow"),
+        ("b", "sent", None),
+        ("a", "sent", None),
+        ("h", "dropped", "hwm"),
+        ("old", "dropped", "age"),
+        ("c", "sent", None),
+        ("z", "dropped", "peer_lost"),
+    ]
+
+
+def test_link_name():
+    assert link_name(0, 1) == "0->1"
+    assert link_name(3, None) == "3->*"
+
+
+def test_ledger_lines_match_the_queue_sends_and_drops_exactly(tmp_path):
+    clock = FakeClock()
+    path = tmp_path / "ledger.jsonl"
+    with Ledger(path, clock=clock) as ledger:
+        expected = _run_queue(ledger, clock)
+    lines = _lines(path)
+    assert [(rec["outcome"], rec["reason"]) for rec in lines] == [(o, r) for _, o, r in expected]
+    assert [rec["wire_bytes"] for rec in lines] == [2001, 100, 1000, 1500, 100, 1900, 150, 1900]
+    assert all(rec["payload_bytes"] == rec["wire_bytes"] - 8 for rec in lines)
+    assert lines[2] == {
+        "t": 0.5,
+        "step": 1,
+        "link": "0->*",
+        "kind": "rollout",
+        "payload_bytes": 992,
+        "wire_bytes": 1000,
+        "outcome": "sent",
+        "reason": None,
+    }
+
+
+def test_summary_totals_and_rates(tmp_path):
+    clock = FakeClock()
+    with Ledger(tmp_path / "l.jsonl", clock=clock) as ledger:
+        _run_queue(ledger, clock)
+        s = ledger.summary()
+    assert s["records"] == 8 and s["bad_lines"] == 0
+    assert s["span_s"] == 5.5 and s["span_steps"] == 8
+    exp = s["streams"]["experience"]["0->1"]
+    assert exp["sent"] == 2 and exp["wire_bytes_sent"] == 1650 and exp["payload_bytes_sent"] == 1634
+    assert exp["dropped"] == 3 and exp["wire_bytes_dropped"] == 2001 + 100 + 100
+    assert exp["dropped_by_reason"] == {
+        "budget": 1, "age": 0, "overflow": 1, "hwm": 1, "peer_lost": 0
+    }
+    assert exp["wire_bytes_sent_per_s"] == pytest.approx(1650 / 5.5)
+    assert exp["wire_bytes_sent_per_step"] == pytest.approx(1650 / 8)
+    assert s["streams"]["rollout"]["0->*"]["sent"] == 1
+    other = s["streams"]["experience"]["0->2"]["dropped_by_reason"]
+    assert other["age"] == 1 and other["peer_lost"] == 1
+
+
+def test_read_summary_from_the_file_equals_the_live_summary(tmp_path):
+    clock = FakeClock(1_764_000_000.125)
+    path = tmp_path / "ledger.jsonl"
+    with Ledger(path, clock=clock) as ledger:
+        _run_queue(ledger, clock)
+        live = ledger.summary()
+    assert Ledger.read_summary(path) == live
+
+
+def test_truncated_last_line_is_skipped_and_counted(tmp_path):
+    clock = FakeClock()
+    path = tmp_path / "ledger.jsonl"
+    with Ledger(path, clock=clock) as ledger:
+        _run_queue(ledger, clock)
+        live = ledger.summary()
+    with open(path, "a") as f:
+        f.write('{"t":7.5,"step":10,"link":"0->1","kind":"exp')  # a crash mid-write
+    read = Ledger.read_summary(path)
+    assert read["bad_lines"] == 1
+    assert {**read, "bad_lines": 0} == live
+
+
+def test_reopening_after_a_crash_appends_whole_lines_and_keeps_old_ones(tmp_path):
+    clock = FakeClock()
+    path = tmp_path / "ledger.jsonl"
+    with Ledger(path, clock=clock) as ledger:
+        _run_queue(ledger, clock)
+    old = path.read_text()
+    with open(path, "a") as f:
+        f.write('{"t":7.5,"st')
+    with Ledger(path, clock=clock) as ledger:
+        _record(ledger, step=11, outcome="sent")
+    text = path.read_text()
+    assert text.startswith(old)
+    read = Ledger.read_summary(path)
+    assert read["bad_lines"] == 1 and read["records"] == 9
+    assert json.loads(text.splitlines()[-1])["step"] == 11
+
+
+def test_lines_hit_the_file_before_close(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path, clock=FakeClock())
+    _record(ledger, outcome="dropped", reason="age")
+    assert _lines(path)[0]["reason"] == "age"  # line-buffered: readable while the run goes on
+    ledger.close()
+
+
+def test_inconsistent_outcome_and_reason_are_rejected():
+    ledger = Ledger(None, clock=FakeClock())
+    with pytest.raises(ValueError):
+        _record(ledger, outcome="sent", reason="age")
+    with pytest.raises(ValueError):
+        _record(ledger, outcome="dropped")
+    with pytest.raises(ValueError):
+        _record(ledger, outcome="dropped", reason="oops")
+
+
+def test_in_memory_ledger_and_unlimited_queue(tmp_path):
+    clock = FakeClock()
+    ledger = Ledger(None, clock=clock)
+    q = SendQueue(parse_budget("unlimited"), 100, max_age_s=None, clock=clock, ledger=ledger)
+    for n in range(50):
+        q.offer(n, float(n % 5), 10_000_000, "experience", "0->*", payload_bytes=9, env_step=n)
+    assert q.drain(lambda item: True) == 50
+    s = ledger.summary()["streams"]["experience"]["0->*"]
+    assert s["sent"] == 50 and s["wire_bytes_sent"] == 500_000_000
+    assert s["wire_bytes_sent_per_s"] is None  # all at one instant: no rate
+    assert s["wire_bytes_sent_per_step"] == pytest.approx(500_000_000 / 49)
