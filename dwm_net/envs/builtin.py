@@ -380,7 +380,8 @@ class BuiltinSMAC:
                 f"expected {self.n_agents} actions (one per agent), got shape {acts.shape}"
             )
         if acts.dtype.kind not in "iu":
-            for a, v in enumerate(acts.tolist()):
+            values = actions.tolist() if isinstance(actions, np.ndarray) else list(actions)
+            for a, v in enumerate(values):
                 if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
                     raise ValueError(f"Agent {a}: action {v!r} is not an integer")
             acts = acts.astype(np.int64)

@@ -256,7 +256,7 @@ def advance(S, P, Q, grid, rnd, shots, loop0, n_loops):
                 t = -1
             if t >= 0:
                 if edge_distance(S, P, i, t) <= P[i, P_RANGE] + _EPS:
-                    if S[i, S_CD] <= 0.0:
+                    if S[i, S_CD] <= _EPS:  # ready (tolerant of float rounding)
                         S[i, S_WTGT] = t
                         S[i, S_WIND] = P[i, P_WINDUP]
                         if P[i, P_WINDUP] <= 0.0:
@@ -296,6 +296,16 @@ def advance(S, P, Q, grid, rnd, shots, loop0, n_loops):
 
 
 @njit(cache=True)
+def smac_can_move(grid, x, y):
+    """SMAC's can_move cell test: int() truncates toward zero, then the bounds check."""
+    cx = int(x)
+    cy = int(y)
+    if cx < 0 or cy < 0 or cx >= grid.shape[1] or cy >= grid.shape[0]:
+        return False
+    return grid[cy, cx] != 0
+
+
+@njit(cache=True)
 def avail_actions(S, P, grid, n_agents, n_enemies, move_amount, shoot_range, out):
     """SMAC availability into ``out`` (n_agents, 6 + n_enemies) int8."""
     out[:] = 0
@@ -307,10 +317,10 @@ def avail_actions(S, P, grid, n_agents, n_enemies, move_amount, shoot_range, out
         out[a, 1] = 1  # stop
         x = S[a, S_X]
         y = S[a, S_Y]
-        out[a, 2] = pathable(grid, x, y + half)
-        out[a, 3] = pathable(grid, x, y - half)
-        out[a, 4] = pathable(grid, x + half, y)
-        out[a, 5] = pathable(grid, x - half, y)
+        out[a, 2] = smac_can_move(grid, x, y + half)
+        out[a, 3] = smac_can_move(grid, x, y - half)
+        out[a, 4] = smac_can_move(grid, x + half, y)
+        out[a, 5] = smac_can_move(grid, x - half, y)
         for e in range(n_enemies):
             j = n_agents + e
             if S[j, S_ALIVE] != 0.0:
