@@ -122,12 +122,17 @@ def test_read_summary_from_the_file_equals_the_live_summary(tmp_path):
     assert Ledger.read_summary(path) == live
 
 
-def test_truncated_last_line_is_skipped_and_counted(tmp_path):
-    clock = FakeClock()
+def _crashed_ledger(tmp_path, clock):
+    """A ledger file of a queue run; returns (path, its live summary) before any crash."""
     path = tmp_path / "ledger.jsonl"
     with Ledger(path, clock=clock) as ledger:
         _run_queue(ledger, clock)
         live = ledger.summary()
+    return path, live
+
+
+def test_truncated_last_line_is_skipped_and_counted(tmp_path):
+    path, live = _crashed_ledger(tmp_path, FakeClock())
     with open(path, "a") as f:
         f.write('{"t":7.5,"step":10,"link":"0->1","kind":"exp')  # a crash mid-write
     read = Ledger.read_summary(path)
@@ -137,9 +142,7 @@ def test_truncated_last_line_is_skipped_and_counted(tmp_path):
 
 def test_reopening_after_a_crash_appends_whole_lines_and_keeps_old_ones(tmp_path):
     clock = FakeClock()
-    path = tmp_path / "ledger.jsonl"
-    with Ledger(path, clock=clock) as ledger:
-        _run_queue(ledger, clock)
+    path, _ = _crashed_ledger(tmp_path, clock)
     old = path.read_text()
     with open(path, "a") as f:
         f.write('{"t":7.5,"st')

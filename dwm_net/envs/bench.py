@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from . import make_env
+from .policies import random_actions
 
 
 def machine_info() -> dict[str, object]:
@@ -71,10 +72,7 @@ def bench_env(scenario: str, episodes: int = 200, seed: int = 0, with_obs: bool 
             terminated = False
             info: dict = {}
             while not terminated:
-                avail = env.avail_array
-                # uniform over available actions: argmax of random scores on the mask
-                acts = (rng.random(avail.shape) * avail - (1 - avail)).argmax(axis=1)
-                _, terminated, info = env.step(acts)
+                _, terminated, info = env.step(random_actions(rng, env.avail_array))
                 if with_obs:
                     env.get_obs()
                     env.get_state()

@@ -39,8 +39,8 @@ except ImportError:  # pragma: no cover - exercised only without numba
 
 # Columns of the unit state table S (n_units, N_STATE).
 S_X, S_Y, S_HP, S_SH, S_CD, S_ALIVE, S_TEAM, S_ORDER, S_OX, S_OY, S_OTGT = range(11)
-S_TGT, S_WIND, S_WTGT, S_LASTDMG, S_FIRED = range(11, 16)
-N_STATE = 16
+S_TGT, S_WIND, S_WTGT, S_LASTDMG = range(11, 15)
+N_STATE = 15
 
 # Orders (S_ORDER). Allies (team 0) only ever follow their order; enemies (team 1) auto-target.
 O_IDLE, O_STOP, O_MOVE, O_ATTACK, O_AMOVE = 0, 1, 2, 3, 4

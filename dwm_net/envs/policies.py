@@ -17,14 +17,20 @@ class Policy(Protocol):
     def __call__(self, env) -> list[int]: ...
 
 
+def random_actions(rng: np.random.Generator, avail: np.ndarray) -> np.ndarray:
+    """(n_agents,) actions drawn uniformly from each row's available ones of ``avail`` (N, A).
+
+    The argmax of i.i.d. uniform scores over the available entries (unavailable ones score -1)
+    is uniform over them, without a Python loop over agents.
+    """
+    return (rng.random(avail.shape) * avail - (1 - avail)).argmax(axis=1)
+
+
 def random_policy(rng: np.random.Generator) -> Policy:
     """Uniform over each agent's available actions."""
 
     def act(env) -> list[int]:
-        avail = np.asarray(env.get_avail_actions(), dtype=np.float64)
-        # Gumbel-max over the mask: one uniform draw per action, no Python loop over agents.
-        scores = rng.random(avail.shape) * avail - (1.0 - avail)
-        return scores.argmax(axis=1).tolist()
+        return random_actions(rng, np.asarray(env.get_avail_actions())).tolist()
 
     return act
 
