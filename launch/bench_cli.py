@@ -11,6 +11,7 @@ from rich.table import Table
 from dwm_net.envs.bench import bench_env, machine_info, one_core
 
 from .env_cli import check_scenario
+from .errors import fail
 
 bench_app = typer.Typer(help="Benchmarks (JSON with --json).", no_args_is_help=True)
 
@@ -39,3 +40,80 @@ def env_bench(
         table.add_row(r["scenario"], f"{r['steps_per_s']:,.0f}", f"{r['episodes_per_s']:,.1f}",
                       f"{r['mean_episode_length']:.1f}", "yes" if r["with_obs"] else "no")
     Console().print(table)
+
+
+@bench_app.command("comms")
+def comms_bench(
+    seconds: float = typer.Option(10.0, min=0.5, help="real seconds per budget-accuracy run"),
+    budgets: str = typer.Option("50KB/s,500KB/s", help="comma-separated bytes/s budgets"),
+    messages_2k: int = typer.Option(20_000, min=10, help="messages in the 2 KB throughput run"),
+    messages_64k: int = typer.Option(3_000, min=10, help="messages in the 64 KB throughput run"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Codec overhead, throughput vs raw pyzmq, budget accuracy, compact vs naive experience."""
+    from comms.bench import budget_accuracy, codec_overhead, throughput
+    from comms.compact import experience_bytes
+    from dwm_net.config import load_config
+    from dwm_net.envs import SCENARIOS, make_env
+
+    rates = [b.strip() for b in budgets.split(",") if b.strip()]
+    try:
+        runs = [budget_accuracy(b, seconds) for b in rates]
+    except ValueError as e:
+        fail(str(e))
+    paper = load_config("paper").model
+    latent = (paper.n_categoricals, paper.n_classes)
+    compact = {}
+    for s in SCENARIOS:
+        info = make_env(s).get_env_info()
+        with_latents = experience_bytes(info["obs_shape"], info["n_actions"], latent=latent)
+        without = experience_bytes(info["obs_shape"], info["n_actions"], latent=None)
+        compact[s] = {
+            "naive_bytes": with_latents["naive"], "compact_bytes": with_latents["compact"],
+            "ratio": with_latents["naive"] / with_latents["compact"],
+            "naive_bytes_no_latents": without["naive"],
+            "compact_bytes_no_latents": without["compact"],
+            "ratio_no_latents": without["naive"] / without["compact"],
+        }
+    tp = [throughput(2048, messages_2k), throughput(65536, messages_64k)]
+    report = {
+        "bench": "comms",
+        "machine": machine_info(),
+        "codec_overhead_2k": codec_overhead(2048),
+        "codec_overhead_64k": codec_overhead(65536),
+        "throughput_ratio_vs_pyzmq": min(t["ratio"] for t in tp),
+        "budget_violations": sum(r["violations"] for r in runs),
+        "budget_utilization": min(r["utilization"] for r in runs),
+        "compact_ratio": min(c["ratio"] for c in compact.values()),
+        "throughput": tp,
+        "budget_runs": runs,
+        "compact": compact,
+        "compact_latents": list(latent),
+    }
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console = Console()
+    console.print(f"codec overhead: 2 KB {report['codec_overhead_2k']:.4f}x, "
+                  f"64 KB {report['codec_overhead_64k']:.4f}x (wire / array bytes)")
+    t = Table(title="throughput over tcp loopback, receiver in another process")
+    for col in ("payload", "raw pyzmq msg/s", "dwm msg/s", "dwm MB/s", "ratio"):
+        t.add_column(col, justify="right")
+    for r in tp:
+        t.add_row(f"{r['payload_bytes']:,} B", f"{r['raw_msgs_per_s']:,.0f}",
+                  f"{r['dwm_msgs_per_s']:,.0f}", f"{r['dwm_mb_per_s']:,.1f}", f"{r['ratio']:.2f}")
+    console.print(t)
+    t = Table(title=f"budget accuracy, {seconds:g} s each, queue always backlogged")
+    for col in ("budget", "bytes sent", "violations", "utilization"):
+        t.add_column(col, justify="right")
+    for r in runs:
+        t.add_row(r["budget"], f"{r['bytes_sent']:,}", str(r["violations"]),
+                  f"{r['utilization']:.3f}")
+    console.print(t)
+    t = Table(title=f"20-step experience chunk, wire bytes (latents {latent[0]}x{latent[1]})")
+    for col in ("scenario", "naive", "compact", "ratio", "ratio without latents"):
+        t.add_column(col, justify="right")
+    for s, c in compact.items():
+        t.add_row(s, f"{c['naive_bytes']:,}", f"{c['compact_bytes']:,}", f"{c['ratio']:.1f}",
+                  f"{c['ratio_no_latents']:.1f}")
+    console.print(t)
