@@ -1,0 +1,128 @@
+"""Rate-limited metrics: processes publish flat scalar dicts; the launcher and observers subscribe.
+
+Metrics are a live view, not a record (the run dir's JSONL is): a plain PUB drops what a slow
+or absent subscriber cannot take, and a publisher sends at most one `MetricsMsg` per sender per
+`min_interval_s`, keeping only the latest values in between.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import zmq
+
+from comms.codec import decode, encode
+from comms.ledger import Clock
+from comms.messages import MalformedMessage, MetricsMsg
+from comms.transport import RejectLog
+
+__all__ = ["MetricsPublisher", "MetricsSubscriber"]
+
+log = logging.getLogger(__name__)
+
+Values = dict[str, float | int | str]
+
+
+class MetricsPublisher:
+    """A PUB socket bound at `bind`; `publish` is rate-limited per sender."""
+
+    def __init__(self, bind: str, *, min_interval_s: float = 0.5,
+                 ctx: zmq.Context | None = None, clock: Clock = time.monotonic) -> None:
+        self.min_interval_s = min_interval_s
+        self._clock = clock
+        self._own_ctx = ctx is None
+        self._ctx = zmq.Context() if ctx is None else ctx
+        self._sock = self._ctx.socket(zmq.PUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind(bind)
+        self.bound_endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._last_sent: dict[int, float] = {}
+        self._pending: dict[int, Values] = {}
+        self._seq: dict[int, int] = {}
+        self.sent = 0
+        self._closed = False
+
+    def publish(self, sender: int, values: Values, *, step: int = 0) -> bool:
+        """Send `values` now if `sender` has not sent within `min_interval_s`, else keep them
+        as the pending latest (replacing older pending values); True if sent now."""
+        self._pending[sender] = dict(values)
+        last = self._last_sent.get(sender)
+        if last is not None and self._clock() - last < self.min_interval_s:
+            return False
+        self._send(sender, step)
+        return True
+
+    def flush(self, *, step: int = 0) -> int:
+        """Send every sender's pending latest values now; returns how many were sent."""
+        senders = list(self._pending)
+        for sender in senders:
+            self._send(sender, step)
+        return len(senders)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sock.close(linger=0)
+            if self._own_ctx:
+                self._ctx.term()
+
+    def _send(self, sender: int, step: int) -> None:
+        values = self._pending.pop(sender)
+        seq = self._seq.get(sender, 0)
+        self._seq[sender] = seq + 1
+        self._last_sent[sender] = self._clock()
+        # PUB never blocks: with no subscriber or a full pipe the message is dropped (lossy by
+        # design, see the module docstring).
+        self._sock.send_multipart(encode(MetricsMsg(sender=sender, seq=seq, step=step,
+                                                    values=values)), zmq.NOBLOCK)
+        self.sent += 1
+
+
+class MetricsSubscriber:
+    """A SUB socket connected to every publisher endpoint; non-metrics input is counted."""
+
+    def __init__(self, connect_endpoints: Iterable[str], ctx: zmq.Context | None = None) -> None:
+        self._own_ctx = ctx is None
+        self._ctx = zmq.Context() if ctx is None else ctx
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        for endpoint in connect_endpoints:
+            self._sock.connect(endpoint)
+        self._rejects = RejectLog("metrics subscriber", log)
+        self._closed = False
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        return dict(self._rejects.counts)
+
+    def poll(self, timeout_s: float) -> list[MetricsMsg]:
+        """Wait up to `timeout_s` for the first metrics message, then take all already there."""
+        deadline = time.monotonic() + timeout_s
+        out: list[MetricsMsg] = []
+        while not out and (remaining := deadline - time.monotonic()) > 0:
+            if not self._sock.poll(timeout=max(1, int(remaining * 1000))):
+                break
+            while True:
+                try:
+                    frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                try:
+                    msg = decode(frames)
+                except MalformedMessage as e:
+                    self._rejects.reject("malformed", str(e))
+                    continue
+                if isinstance(msg, MetricsMsg):
+                    out.append(msg)
+                else:
+                    self._rejects.reject("kind", f"expected metrics, got {msg.KIND}")
+        return out
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sock.close(linger=0)
+            if self._own_ctx:
+                self._ctx.term()

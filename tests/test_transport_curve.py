@@ -1,0 +1,67 @@
+"""The peer mesh with real CURVE keys: known peers talk, an unknown key is rejected and counted."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import zmq
+
+from comms.budget import parse_budget
+from comms.messages import StopMsg
+from comms.security import CurveSetup, KeyRing, generate_keys
+from comms.transport import ZmqTransport
+
+UNLIMITED = parse_budget("unlimited")
+
+
+def _receive_stop(t: ZmqTransport, sender: ZmqTransport, deadline_s: float) -> bool:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        sender.pump()
+        if any(isinstance(m, StopMsg) for m in t.poll(0.05)):
+            return True
+    return False
+
+
+@pytest.mark.timeout(30)
+def test_curve_mesh_accepts_known_keys_and_counts_an_unknown_one(tmp_path):
+    keys = tmp_path / "keys"
+    generate_keys(keys, ["agent-0", "agent-1"])
+    stranger_keys = tmp_path / "stranger"
+    generate_keys(stranger_keys, ["agent-0", "agent-1"])  # same names, keys nobody trusts
+    ctx0, ctx1, ctx2 = zmq.Context(), zmq.Context(), zmq.Context()
+    c0 = CurveSetup(KeyRing.load(keys, "agent-0"), ctx0)
+    c1 = CurveSetup(KeyRing.load(keys, "agent-1"), ctx1)
+    c2 = CurveSetup(KeyRing.load(stranger_keys, "agent-1"), ctx2)
+    ts: list[ZmqTransport] = []
+    try:
+        a = ZmqTransport(0, "tcp://127.0.0.1:*", {}, UNLIMITED, ctx=ctx0, curve=c0, expect=[1])
+        ts.append(a)
+        b = ZmqTransport(1, "tcp://127.0.0.1:*", {0: a.bound_endpoint}, UNLIMITED, ctx=ctx1,
+                         curve=c1)
+        ts.append(b)
+        a.connect_peers({1: b.bound_endpoint})
+        deadline = time.monotonic() + 10
+        while not (a.wait_for_peers(0.05) and b.wait_for_peers(0.05)):
+            assert time.monotonic() < deadline, "known peers never joined over CURVE"
+        a.send(StopMsg(sender=0, reason="hello over curve"))
+        assert _receive_stop(b, a, 5.0)
+
+        # A stranger (unknown key pair) subscribing to agent 0 never gets in.
+        s = ZmqTransport(1, "tcp://127.0.0.1:*", {0: a.bound_endpoint}, UNLIMITED, ctx=ctx2,
+                         curve=c2)
+        ts.append(s)
+        a.send(StopMsg(sender=0, reason="not for strangers"))
+        assert not _receive_stop(s, a, 1.0)
+        deadline = time.monotonic() + 5
+        while sum(c0.rejections().values()) == 0:
+            assert time.monotonic() < deadline, "the rejection was not counted"
+            c0.poll_monitor(0.05)
+    finally:
+        for t in ts:
+            t.close()
+        for c in (c0, c1, c2):
+            c.close()
+        for ctx in (ctx0, ctx1, ctx2):
+            ctx.destroy(linger=0)
