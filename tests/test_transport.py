@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
 import zmq
@@ -333,7 +334,7 @@ def garbage_cases(valid: list[bytes], n: int, seed: int = 0) -> list[list[bytes]
     rng = np.random.default_rng(seed)
     cases: list[list[bytes]] = []
     for i in range(n):
-        form = i % 5
+        form = i % 7
         if form == 0:  # random frames
             cases.append([rng.bytes(int(rng.integers(1, 64)))
                           for _ in range(int(rng.integers(1, 5)))])
@@ -344,8 +345,14 @@ def garbage_cases(valid: list[bytes], n: int, seed: int = 0) -> list[list[bytes]
         elif form == 3:  # an array frame one byte short
             k = int(rng.integers(1, len(valid)))
             cases.append([*valid[:k], valid[k][:-1], *valid[k + 1:]])
-        else:  # an extra frame the header does not list
+        elif form == 4:  # an extra frame the header does not list
             cases.append([*valid, rng.bytes(3)])
+        elif form == 5:  # a dtype off the allow-list
+            header = msgpack.unpackb(valid[0], raw=False)
+            header["a"][0][1] = ["O", "<U4", "V8", "complex64"][i % 4]
+            cases.append([msgpack.packb(header), *valid[1:]])
+        else:  # an oversized header frame
+            cases.append([rng.bytes(70_000), *valid[1:]])
     return cases
 
 
@@ -373,6 +380,33 @@ def test_zmq_subscriber_survives_garbage(ctx: zmq.Context,
         assert a.stats()["received"] == {"experience": 1}
         logged = [r for r in caplog.records if "malformed" in r.getMessage()]
         assert 1 <= len(logged) <= 1 + int(time.monotonic() - t0)
+    finally:
+        raw.close(linger=0)
+        a.close()
+
+
+@pytest.mark.timeout(60)
+def test_zmq_subscriber_survives_10k_fuzzed_frame_lists(ctx: zmq.Context) -> None:
+    """10,000 random, truncated, oversized and wrong-dtype frame lists into a live subscriber:
+    each is rejected and counted, and the subscriber still takes the valid message after them."""
+    a = ZmqTransport(0, ANY_PORT, {}, UNLIMITED, ctx=ctx)
+    raw = ctx.socket(zmq.XPUB)
+    try:
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.bind(ANY_PORT)
+        a.connect_peers({5: raw.getsockopt(zmq.LAST_ENDPOINT).decode()})
+        assert raw.poll(5000), "a's subscription never arrived"
+        cases = garbage_cases(encode(experience(5, 0)), 10_000, seed=1)
+        for start in range(0, len(cases), 500):  # stay under the receive high-water mark
+            for frames in cases[start : start + 500]:
+                raw.send_multipart(frames)
+            assert until(lambda: a.stats()["rejected"].get("malformed", 0) >= start + 500, 10,
+                         lambda: a.poll(0.01)), f"stalled after {start} cases"
+        raw.send_multipart(encode(experience(5, 42)))
+        got: list[Message] = []
+        assert until(lambda: bool(got), 5, lambda: got.extend(a.poll(0.05)))
+        assert [(m.sender, m.seq) for m in got] == [(5, 42)]
+        assert a.stats()["rejected"] == {"malformed": 10_000}
     finally:
         raw.close(linger=0)
         a.close()
