@@ -99,11 +99,63 @@ def _one_way(payload_bytes: int, n: int, frames: list[bytes], decode_frames: boo
         ctx.destroy(linger=0)
 
 
+def _transport_receiver(endpoint: str, n: int, out) -> None:
+    """Child process: a ZmqTransport peer that takes ``n`` messages (first to last timed)."""
+    from .transport import ZmqTransport
+
+    t = ZmqTransport(1, "tcp://127.0.0.1:*", {0: endpoint}, parse_budget("unlimited"),
+                     hwm=1_000_000)
+    try:
+        got = 0
+        t0 = 0.0
+        deadline = time.monotonic() + 120
+        while got < n and time.monotonic() < deadline:
+            batch = t.poll(1.0)
+            if batch and got == 0:
+                t0 = time.perf_counter()
+            got += len(batch)
+        out.send((time.perf_counter() - t0) if got >= n else None)
+    finally:
+        t.close()
+
+
+def _transport_one_way(payload_bytes: int, n: int) -> float:
+    """Messages/s through the whole transport: budget queue (unlimited), pump, poll, decode."""
+    from .transport import ZmqTransport
+
+    mp = multiprocessing.get_context("spawn")
+    sender = ZmqTransport(0, "tcp://127.0.0.1:*", {}, parse_budget("unlimited"), expect=[1],
+                          hwm=1_000_000, max_items=n + 1)
+    parent, child = mp.Pipe(duplex=False)
+    proc = mp.Process(target=_transport_receiver, daemon=True,
+                      args=(sender.bound_endpoint, n, child))
+    proc.start()
+    try:
+        if not sender.wait_for_peers(30):
+            raise TimeoutError("bench: the receiving transport did not join within 30 s")
+        msg = _params(payload_bytes)
+        for _ in range(n):
+            sender.send(msg)
+            sender.pump()
+        if not parent.poll(120):
+            raise TimeoutError("bench: receiver did not report within 120 s")
+        seconds = parent.recv()
+        if seconds is None:
+            raise TimeoutError("bench: the receiving transport did not get every message")
+        return (n - 1) / seconds
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+        sender.close()
+
+
 def throughput(payload_bytes: int, n: int) -> dict[str, float]:
     """Raw pyzmq frames vs our encoded messages (encode, send, receive, decode), same payload."""
     frames = encode(_params(payload_bytes))
     raw = _one_way(payload_bytes, n, [bytes(payload_bytes)], decode_frames=False)
     ours = _one_way(payload_bytes, n, frames, decode_frames=True)
+    transport = _transport_one_way(payload_bytes, n)
     return {
         "payload_bytes": payload_bytes,
         "messages": n,
@@ -112,6 +164,9 @@ def throughput(payload_bytes: int, n: int) -> dict[str, float]:
         "dwm_msgs_per_s": ours,
         "dwm_mb_per_s": ours * payload_bytes / 1e6,
         "ratio": ours / raw,
+        "transport_msgs_per_s": transport,
+        "transport_mb_per_s": transport * payload_bytes / 1e6,
+        "transport_ratio": transport / raw,
     }
 
 

@@ -266,21 +266,22 @@ def _type_name(hint: Any) -> str:
 
 def _conforms(value: Any, hint: Any) -> bool:
     """Whether a plain (msgpack) value matches an annotation; ints are accepted for float."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, a) for a in args)
-    if hint is bool:
-        return isinstance(value, bool)
+    # plain scalar annotations first: they are most fields, and need no typing introspection
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint in (str, bytes):
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is str or hint is bytes:
         return isinstance(value, hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
     if (origin or hint) is dict:
         return isinstance(value, dict) and (not args or all(
             _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()))
@@ -300,11 +301,16 @@ def _plain(value: Any, hint: Any) -> Any:
         return {k: _plain(v, Any) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v, Any) for v in value]
-    wants_float = hint is float or float in typing.get_args(hint)
-    wants_int = hint is int or int in typing.get_args(hint)
-    if wants_float and not wants_int and type(value) is int:
+    if type(value) is int and _float_not_int(hint):
         return float(value)
     return value
+
+
+@functools.cache
+def _float_not_int(hint: Any) -> bool:
+    """Whether an annotation admits float but not int (so a plain int must become a float)."""
+    args = typing.get_args(hint)
+    return (hint is float or float in args) and not (hint is int or int in args)
 
 
 def _check_array(name: str, value: Any, info: FieldInfo) -> None:
@@ -337,7 +343,7 @@ def _check_dims(msg: Message, infos: tuple[FieldInfo, ...]) -> None:
 def validate(msg: Message) -> None:
     """Raise MalformedMessage unless every field matches the schema; normalizes plain scalars."""
     cls = type(msg)
-    if cls not in MESSAGE_TYPES.values():
+    if MESSAGE_TYPES.get(getattr(cls, "KIND", None)) is not cls:
         raise MalformedMessage(f"{cls.__name__} is not a registered message kind")
     infos = schema(cls)
     for info in infos:
