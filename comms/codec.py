@@ -84,7 +84,14 @@ def encode(msg: Message) -> list[bytes]:
 
 def payload_size(msg: Message) -> int:
     """Raw array bytes of a message (what the arrays cost before any framing)."""
-    return sum(len(data) for _, data in _arrays(msg))
+    total = 0
+    for info in schema(type(msg)):  # nbytes, not _arrays(): no copy of the data just to count it
+        value = getattr(msg, info.name)
+        if info.sort == "array" and value is not None:
+            total += value.nbytes
+        elif info.sort == "array_map":
+            total += sum(arr.nbytes for arr in value.values())
+    return total
 
 
 def wire_size(frames: Sequence[bytes]) -> int:
