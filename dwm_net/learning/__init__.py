@@ -1,0 +1,1 @@
+"""The learning core: world model, actor-critic in imagination, replay, selection."""
