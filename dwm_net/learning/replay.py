@@ -1,0 +1,282 @@
+"""Replay buffers in flat numpy arrays: real transitions (own and peer-shared) and received
+imagined rollouts. numpy only: importing this module never imports torch.
+
+Sampling policy (DreamerV2's, not MAMBA's within-episode one): a sampled sequence is any
+contiguous window of stored transitions and may run from one episode or received chunk into the
+next; `first[t]` is True wherever the RSSM must reset, so no state ever carries across a
+boundary. This uses every stored step (episodes or chunks shorter than `seq_len` included),
+and a window never wraps from the newest transition back to the oldest.
+
+Stored `first` means "reset point": an episode start (the caller's `first`), the first step of
+every received chunk (its state before the chunk is unknown), and the first own step after a
+chunk (the own episode it continues was interrupted in storage).
+
+Shape notes: N capacity, T time, D obs size, A actions, B batch, H horizon, R deterministic
+size, C categoricals.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# float16 keeps values in [-1, 1] (SMAC observations) to within 2**-12 ~= 2.4e-4 absolute
+# (half an ulp at [0.5, 1)); elsewhere its relative error is <= 2**-11. The default float32 is
+# exact and a full paper buffer on 2s3z still fits in ~85 MB, so float16 is opt-in.
+FLOAT16_MAX_ABS_ERROR = 2.0**-12
+_OBS_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+_FORMAT = 1  # version of the saved-file layout
+
+
+def _action_dtype(n_actions: int) -> np.dtype:
+    if n_actions <= 256:
+        return np.dtype(np.uint8)
+    if n_actions <= 65536:
+        return np.dtype(np.uint16)
+    raise ValueError(f"n_actions must be <= 65536, got {n_actions}")
+
+
+def _pack(avail: np.ndarray) -> np.ndarray:
+    """(..., A) bool -> (..., ceil(A/8)) uint8: exact, 8x smaller than bool."""
+    return np.packbits(np.asarray(avail, dtype=bool), axis=-1)
+
+
+class EpisodeReplay:
+    """A ring buffer of `capacity` transitions; the oldest are evicted when full."""
+
+    _ARRAYS = ("obs", "action", "reward", "term", "avail", "first", "episode")
+
+    def __init__(self, capacity: int, obs_dim: int, n_actions: int, *,
+                 obs_dtype: type | np.dtype = np.float32) -> None:
+        if capacity <= 0 or obs_dim <= 0 or n_actions <= 0:
+            raise ValueError(f"capacity, obs_dim and n_actions must be > 0, got "
+                             f"{capacity}, {obs_dim}, {n_actions}")
+        if np.dtype(obs_dtype) not in _OBS_DTYPES:
+            raise ValueError(f"obs_dtype must be float32 or float16, got {np.dtype(obs_dtype)}")
+        self.capacity, self.obs_dim, self.n_actions = capacity, obs_dim, n_actions
+        self.obs = np.zeros((capacity, obs_dim), np.dtype(obs_dtype))  # (N, D)
+        self.action = np.zeros(capacity, _action_dtype(n_actions))  # (N,)
+        self.reward = np.zeros(capacity, np.float32)  # (N,)
+        self.term = np.zeros(capacity, bool)  # (N,)
+        self.avail = np.zeros((capacity, (n_actions + 7) // 8), np.uint8)  # (N, ceil(A/8)) bits
+        self.first = np.zeros(capacity, bool)  # (N,) reset points, see the module docstring
+        self.episode = np.zeros(capacity, np.int64)  # (N,) segment id, +1 at every reset point
+        self._next = 0  # physical index the next transition goes to
+        self._size = 0
+        self._episodes = 0  # ids handed out so far
+        self._after_chunk = True  # the next own step cannot continue what is stored before it
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in self._ARRAYS)
+
+    def _write(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, term: np.ndarray,
+               avail: np.ndarray, first: np.ndarray) -> None:
+        """Store (T, ...) arrays whose `first` is already final; T <= capacity."""
+        t = len(first)
+        shapes = {"obs": (obs.shape, (t, self.obs_dim)), "action": (action.shape, (t,)),
+                  "reward": (reward.shape, (t,)), "term": (term.shape, (t,)),
+                  "avail": (avail.shape, (t, self.n_actions))}
+        for name, (got, want) in shapes.items():
+            if got != want:
+                raise ValueError(f"replay {name} has shape {got}, expected {want}")
+        idx = (self._next + np.arange(t)) % self.capacity
+        if np.any(action >= self.n_actions) or np.any(action < 0):
+            raise ValueError(f"actions must be in [0, {self.n_actions}), got values in "
+                             f"[{action.min()}, {action.max()}]")
+        self.obs[idx] = obs
+        self.action[idx] = action
+        self.reward[idx] = reward
+        self.term[idx] = term
+        self.avail[idx] = _pack(avail)
+        self.first[idx] = first
+        self.episode[idx] = self._episodes - 1 + np.cumsum(first)
+        self._episodes += int(first.sum())
+        self._next = (self._next + t) % self.capacity
+        self._size = min(self._size + t, self.capacity)
+
+    def add(self, obs: np.ndarray, action: int, reward: float, term: bool, avail: np.ndarray,
+            first: bool) -> None:
+        """One own transition: `obs` (D,), `avail` (A,); `first` marks an episode start."""
+        first = np.array([bool(first) or self._after_chunk])
+        self._write(np.asarray(obs)[None], np.asarray([action]), np.array([reward], np.float32),
+                    np.array([term], bool), np.asarray(avail)[None], first)
+        self._after_chunk = False
+
+    def add_chunk(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, term: np.ndarray,
+                  avail: np.ndarray, first: np.ndarray) -> None:
+        """A whole received sequence, stored as its own segment: obs (T, D), avail (T, A), the
+        rest (T,). Its first step becomes a reset point; `first` inside it is kept."""
+        first = np.array(first, dtype=bool)  # a copy: the caller's array is not changed
+        if not 0 < len(first) <= self.capacity:
+            raise ValueError(f"chunk length must be in [1, capacity={self.capacity}], got {len(first)}")
+        first[0] = True
+        self._write(np.asarray(obs), np.asarray(action), np.asarray(reward, np.float32),
+                    np.asarray(term, bool), np.asarray(avail), first)
+        self._after_chunk = True
+
+    def _indices(self, batch_size: int, seq_len: int, rng: np.random.Generator) -> np.ndarray:
+        """(B, T) physical indices of uniformly drawn windows that do not wrap newest -> oldest."""
+        if self._size < seq_len:
+            raise ValueError(f"cannot sample sequences of {seq_len} steps from {self._size} "
+                             f"stored transitions")
+        oldest = (self._next - self._size) % self.capacity
+        starts = rng.integers(0, self._size - seq_len + 1, size=batch_size)
+        return (oldest + starts[:, None] + np.arange(seq_len)) % self.capacity
+
+    def sample(self, batch_size: int, seq_len: int, rng: np.random.Generator, *,
+               own: bool = True) -> dict[str, np.ndarray]:
+        """`SeqBatch(**d)`-compatible arrays: obs (B, T, D) float32, action (B, T) int64,
+        reward/term (B, T) float32, avail (B, T, A) bool, first (B, T) bool, own (B,) = `own`."""
+        idx = self._indices(batch_size, seq_len, rng)
+        avail = np.unpackbits(self.avail[idx], axis=-1, count=self.n_actions).astype(bool)
+        return {"obs": self.obs[idx].astype(np.float32), "action": self.action[idx].astype(np.int64),
+                "reward": self.reward[idx], "term": self.term[idx].astype(np.float32),
+                "avail": avail, "first": self.first[idx], "own": np.full(batch_size, own)}
+
+    def state_dict(self) -> dict[str, np.ndarray | int]:
+        """The stored transitions oldest first, plus the sizes and counters to restore them."""
+        order = (self._next - self._size + np.arange(self._size)) % self.capacity
+        state: dict[str, np.ndarray | int] = {name: getattr(self, name)[order] for name in self._ARRAYS}
+        state.update(format=_FORMAT, capacity=self.capacity, obs_dim=self.obs_dim,
+                     n_actions=self.n_actions, episodes=self._episodes,
+                     after_chunk=int(self._after_chunk))
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; a missing key or a mismatched size/dtype raises ValueError."""
+        missing = [k for k in (*self._ARRAYS, "format", "capacity", "obs_dim", "n_actions",
+                               "episodes", "after_chunk") if k not in state]
+        if missing:
+            raise ValueError(f"replay state is missing {', '.join(missing)}")
+        if int(state["format"]) != _FORMAT:
+            raise ValueError(f"replay state has format {int(state['format'])}, expected {_FORMAT}")
+        for key in ("capacity", "obs_dim", "n_actions"):
+            if int(state[key]) != getattr(self, key):
+                raise ValueError(f"replay state has {key}={int(state[key])}, this buffer has "
+                                 f"{getattr(self, key)}")
+        size = len(state["first"])
+        for name in self._ARRAYS:
+            ours, theirs = getattr(self, name), np.asarray(state[name])
+            if theirs.dtype != ours.dtype or theirs.shape != (size, *ours.shape[1:]):
+                raise ValueError(f"replay state array {name!r} is {theirs.dtype}{list(theirs.shape)}, "
+                                 f"expected {ours.dtype}{[size, *ours.shape[1:]]}")
+        if size > self.capacity:
+            raise ValueError(f"replay state holds {size} transitions, capacity is {self.capacity}")
+        for name in self._ARRAYS:
+            getattr(self, name)[:size] = state[name]
+        self._size, self._next = size, size % self.capacity
+        self._episodes, self._after_chunk = int(state["episodes"]), bool(state["after_chunk"])
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically: `<path>.tmp`, fsync, then `os.replace` (a crash leaves the old file)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        arrays = {k: np.asarray(v) for k, v in self.state_dict().items()}
+        try:
+            with tmp.open("wb") as fh:  # a file object: np.savez would append ".npz" to a name
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def load(self, path: str | Path) -> None:
+        """Load :meth:`save` output; a corrupt or mismatched file raises a one-line ValueError."""
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                state = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # zipfile, zlib, format and pickle errors all mean "corrupt"
+            raise ValueError(f"corrupt replay file {path}: {' '.join(str(exc).split())}") from None
+        try:
+            self.load_state_dict(state)
+        except (ValueError, TypeError) as exc:  # TypeError: a counter saved as a non-scalar
+            raise ValueError(f"bad replay file {path}: {exc}") from None
+
+
+def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq_len: int,
+                 rng: np.random.Generator, shared_fraction: float) -> Any:
+    """A `SeqBatch` of `round(batch_size * shared_fraction)` sequences from `shared` (own=False,
+    placed last) when it holds at least `seq_len` transitions, the rest from `own` (own=True).
+
+    Returns `dwm_net.learning.types.SeqBatch`; it is imported here, not at module level, because
+    that module imports torch and this one must stay importable without it.
+    """
+    from dwm_net.learning.types import SeqBatch
+
+    if not 0.0 <= shared_fraction <= 1.0:
+        raise ValueError(f"shared_fraction must be in [0, 1], got {shared_fraction}")
+    n_shared = round(batch_size * shared_fraction) if len(shared) >= seq_len else 0
+    parts = [buf.sample(n, seq_len, rng, own=flag)
+             for buf, n, flag in ((own, batch_size - n_shared, True), (shared, n_shared, False)) if n]
+    return SeqBatch(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+class ImaginationBuffer:
+    """Received imagined rollouts (Algorithm 2), FIFO-evicted. One rollout is a dict:
+    deter (H+1, R), stoch (H+1, C) class indices, action (H,), logits (H, A), avail (H, A) bool,
+    reward (H,), discount (H,). Floats are stored as `float_dtype` (float16 halves the memory;
+    masked logits far below its range become -inf, which softmax still maps to 0)."""
+
+    def __init__(self, capacity: int, horizon: int, deter: int, n_categoricals: int,
+                 n_classes: int, n_actions: int, *, float_dtype: type | np.dtype = np.float32) -> None:
+        if min(capacity, horizon, deter, n_categoricals, n_classes, n_actions) <= 0:
+            raise ValueError("ImaginationBuffer sizes must all be > 0")
+        if n_classes > 256:
+            raise ValueError(f"n_classes must be <= 256 (stored as uint8), got {n_classes}")
+        fdt = np.dtype(float_dtype)
+        if fdt not in _OBS_DTYPES:
+            raise ValueError(f"float_dtype must be float32 or float16, got {fdt}")
+        self.capacity, self.horizon, self.n_classes = capacity, horizon, n_classes
+        h = horizon
+        self._arrays: dict[str, np.ndarray] = {
+            "deter": np.zeros((capacity, h + 1, deter), fdt),
+            "stoch": np.zeros((capacity, h + 1, n_categoricals), np.uint8),
+            "action": np.zeros((capacity, h), _action_dtype(n_actions)),
+            "logits": np.zeros((capacity, h, n_actions), fdt),
+            "avail": np.zeros((capacity, h, n_actions), bool),
+            "reward": np.zeros((capacity, h), np.float32),
+            "discount": np.zeros((capacity, h), np.float32),
+        }
+        self._next = 0
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays.values())
+
+    def add(self, rollout: dict[str, np.ndarray]) -> None:
+        """Store one rollout (shapes in the class docstring), evicting the oldest when full."""
+        if set(rollout) != set(self._arrays):
+            raise ValueError(f"rollout keys are {sorted(rollout)}, expected {sorted(self._arrays)}")
+        for name, store in self._arrays.items():
+            value = np.asarray(rollout[name])
+            if value.shape != store.shape[1:]:
+                raise ValueError(f"rollout {name} has shape {value.shape}, expected {store.shape[1:]}")
+        if np.any(np.asarray(rollout["stoch"]) >= self.n_classes):
+            raise ValueError(f"rollout stoch class indices must be < {self.n_classes}")
+        for name, store in self._arrays.items():
+            store[self._next] = rollout[name]
+        self._next = (self._next + 1) % self.capacity
+        self._size = min(self._size + 1, self.capacity)
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """`n` rollouts drawn uniformly with replacement, time-major like `Trajectory`:
+        deter (H+1, n, R), stoch (H+1, n, C), action (H, n), logits/avail (H, n, A), ... ."""
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty ImaginationBuffer")
+        idx = rng.integers(0, self._size, size=n)
+        return {name: np.swapaxes(store[idx], 0, 1) for name, store in self._arrays.items()}

@@ -1,0 +1,302 @@
+"""Replay buffers: round trips, the sequence-boundary policy, eviction, dtypes, atomic files,
+mixed own/shared batches and imagined rollouts through `Trajectory`.
+
+Transitions are tagged through their observation: obs[0] = global step counter, obs[1] = the
+segment (episode or chunk) the test put it in, so every sampled value can be traced back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dwm_net.learning.replay import FLOAT16_MAX_ABS_ERROR, EpisodeReplay, ImaginationBuffer, sample_mixed
+from dwm_net.learning.rollouts import from_trajectory, to_trajectory
+from dwm_net.learning.types import SeqBatch, Trajectory
+
+D, A = 4, 11
+
+
+def _obs(step: int, segment: int) -> np.ndarray:
+    return np.array([step, segment, step % 7, -1.0], np.float32)
+
+
+def _avail(step: int) -> np.ndarray:
+    return (np.arange(A) + step) % 3 != 0
+
+
+def _fill_own(buf: EpisodeReplay, episode_lengths: list[int], step: int = 0,
+              segment: int = 0) -> tuple[int, int]:
+    """Add own episodes; returns the next (step, segment)."""
+    for length in episode_lengths:
+        for t in range(length):
+            buf.add(_obs(step, segment), step % A, float(step), t == length - 1, _avail(step), t == 0)
+            step += 1
+        segment += 1
+    return step, segment
+
+
+def _chunk(step: int, segment: int, length: int) -> dict[str, np.ndarray]:
+    steps = np.arange(step, step + length)
+    return {"obs": np.stack([_obs(s, segment) for s in steps]), "action": steps % A,
+            "reward": steps.astype(np.float32), "term": np.zeros(length, bool),
+            "avail": np.stack([_avail(s) for s in steps]), "first": np.zeros(length, bool)}
+
+
+def test_sample_returns_exact_stored_transitions_with_seqbatch_shapes():
+    buf = EpisodeReplay(1000, D, A)
+    _fill_own(buf, [30, 25, 40])
+    d = buf.sample(8, 10, np.random.default_rng(0))
+    batch = SeqBatch(**d)
+    assert batch.obs.shape == (8, 10, D) and batch.obs.dtype == np.float32
+    assert batch.action.dtype == np.int64 and batch.reward.dtype == np.float32
+    assert batch.term.dtype == np.float32 and batch.avail.dtype == bool and batch.first.dtype == bool
+    assert batch.avail.shape == (8, 10, A) and batch.own.shape == (8,) and batch.own.all()
+    step = batch.obs[..., 0].astype(int)
+    np.testing.assert_array_equal(batch.action, step % A)
+    np.testing.assert_array_equal(batch.reward, step)
+    np.testing.assert_array_equal(batch.avail, (np.arange(A) + step[..., None]) % 3 != 0)
+    np.testing.assert_array_equal(batch.first, np.isin(step, [0, 30, 55]))
+    np.testing.assert_array_equal(batch.term, np.isin(step, [29, 54, 94]))
+
+
+def test_sequences_reset_at_every_episode_and_chunk_boundary():
+    """Policy: windows may cross boundaries, but `first` is True exactly where the segment
+    changes (or an episode starts), and steps inside a window are consecutive stored steps."""
+    buf = EpisodeReplay(10_000, D, A)
+    rng = np.random.default_rng(1)
+    step, segment = 0, 0
+    for _ in range(30):
+        step, segment = _fill_own(buf, list(rng.integers(3, 30, size=2)), step, segment)
+        chunk = _chunk(step, segment, int(rng.integers(2, 25)))
+        buf.add_chunk(**chunk)
+        step, segment = step + len(chunk["first"]), segment + 1
+        # An own episode that goes on after the chunk (first=False) must still reset.
+        buf.add(_obs(step, segment), 0, 0.0, False, _avail(step), False)
+        step, segment = step + 1, segment + 1
+    batch = buf.sample(512, 20, rng)
+    steps, segments = batch["obs"][..., 0], batch["obs"][..., 1]
+    assert np.all(np.diff(steps, axis=1) == 1)
+    changed = segments[:, 1:] != segments[:, :-1]
+    np.testing.assert_array_equal(batch["first"][:, 1:], changed)
+    assert changed.any(), "the test should exercise boundaries"
+
+
+def test_short_episodes_are_sampled_and_buffer_too_small_raises():
+    buf = EpisodeReplay(100, D, A)
+    _fill_own(buf, [3, 3, 3])
+    assert buf.sample(4, 9, np.random.default_rng(0))["obs"].shape == (4, 9, D)
+    with pytest.raises(ValueError, match="cannot sample sequences of 10 steps from 9"):
+        buf.sample(4, 10, np.random.default_rng(0))
+
+
+def test_eviction_keeps_newest_and_windows_never_wrap_newest_to_oldest():
+    buf = EpisodeReplay(50, D, A)
+    _fill_own(buf, [40, 40, 57])
+    assert len(buf) == 50
+    np.testing.assert_array_equal(buf.state_dict()["obs"][:, 0], np.arange(87, 137))
+    batch = buf.sample(2000, 50, np.random.default_rng(0))
+    np.testing.assert_array_equal(batch["obs"][..., 0], np.broadcast_to(np.arange(87, 137), (2000, 50)))
+    chunky = EpisodeReplay(10, D, A)
+    for k in range(4):
+        chunky.add_chunk(**_chunk(4 * k, k, 4))
+    np.testing.assert_array_equal(chunky.state_dict()["obs"][:, 0], np.arange(6, 16))
+
+
+def test_float16_obs_error_bound_and_float32_exact():
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(500, 80)).astype(np.float32)
+    for dtype, bound in ((np.float16, FLOAT16_MAX_ABS_ERROR), (np.float32, 0.0)):
+        buf = EpisodeReplay(500, 80, 5, obs_dtype=dtype)
+        for o in obs:
+            buf.add(o, 0, 0.0, False, np.ones(5, bool), False)
+        err = np.abs(buf.sample(1, 500, np.random.default_rng(0))["obs"][0] - obs).max()
+        assert err <= bound
+    assert FLOAT16_MAX_ABS_ERROR == 2.0**-12
+    with pytest.raises(ValueError, match="obs_dtype"):
+        EpisodeReplay(10, 2, 2, obs_dtype=np.float64)
+
+
+@pytest.mark.parametrize("n_actions", [1, 8, 11, 17, 300])
+def test_avail_bits_and_actions_exact(n_actions):
+    rng = np.random.default_rng(n_actions)
+    avail = rng.random((64, n_actions)) < 0.5
+    action = rng.integers(0, n_actions, 64)
+    buf = EpisodeReplay(64, 2, n_actions)
+    buf.add_chunk(np.zeros((64, 2)), action, np.zeros(64), np.zeros(64, bool), avail, np.zeros(64, bool))
+    out = buf.sample(1, 64, rng)
+    np.testing.assert_array_equal(out["avail"][0], avail)
+    np.testing.assert_array_equal(out["action"][0], action)
+    with pytest.raises(ValueError, match="actions must be in"):
+        buf.add(np.zeros(2), n_actions, 0.0, False, avail[0], False)
+
+
+def test_state_dict_save_load_round_trip_and_continue(tmp_path: Path):
+    buf = EpisodeReplay(40, D, A)
+    step, segment = _fill_own(buf, [20, 15, 17])
+    buf.add_chunk(**_chunk(step, segment, 6))
+    path = tmp_path / "replay.npz"
+    buf.save(path)
+    assert not (tmp_path / "replay.npz.tmp").exists()
+    loaded = EpisodeReplay(40, D, A)
+    loaded.load(path)
+    assert len(loaded) == len(buf) == 40
+    a, b = (x.sample(16, 12, np.random.default_rng(3)) for x in (buf, loaded))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    # Counters survive: the next own step after the chunk still resets, with a fresh episode id.
+    for x in (buf, loaded):
+        x.add(_obs(99, 99), 1, 0.0, False, _avail(0), False)
+    for key, value in buf.state_dict().items():
+        np.testing.assert_array_equal(value, loaded.state_dict()[key])
+    # Episode ids 0-2 are the own episodes, 3 the chunk.
+    assert loaded.state_dict()["first"][-1] and loaded.state_dict()["episode"][-1] == 4
+
+
+def test_save_is_atomic_and_leftover_tmp_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    buf = EpisodeReplay(30, D, A)
+    _fill_own(buf, [30])
+    path = tmp_path / "replay.npz"
+    buf.save(path)
+    good = path.read_bytes()
+    (tmp_path / "replay.npz.tmp").write_bytes(b"half-written garbage")
+    fresh = EpisodeReplay(30, D, A)
+    fresh.load(path)
+    assert len(fresh) == 30
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        buf.save(path)
+    assert path.read_bytes() == good and not (tmp_path / "replay.npz.tmp").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "obs_dim", "missing", "dtype", "format"])
+def test_corrupt_or_mismatched_file_raises_one_line_value_error(tmp_path: Path, damage: str):
+    buf = EpisodeReplay(30, D, A)
+    _fill_own(buf, [12])
+    path = tmp_path / "replay.npz"
+    buf.save(path)
+    state = {k: np.asarray(v) for k, v in buf.state_dict().items()}
+    if damage == "garbage":
+        path.write_bytes(b"\x00not a zip file" * 10)
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        if damage == "obs_dim":
+            state["obs_dim"] = np.asarray(D + 1)
+        elif damage == "missing":
+            del state["reward"]
+        elif damage == "dtype":
+            state["obs"] = state["obs"].astype(np.float16)
+        else:
+            state["format"] = np.asarray(99)
+        with path.open("wb") as fh:
+            np.savez(fh, **state)
+    with pytest.raises(ValueError) as info:
+        EpisodeReplay(30, D, A).load(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    expected = {"obs_dim": "obs_dim=5", "missing": "missing reward", "dtype": "'obs'", "format": "format 99"}
+    assert expected.get(damage, "corrupt") in message
+
+
+def test_sample_mixed_sets_own_flags():
+    own, shared = EpisodeReplay(500, D, A), EpisodeReplay(500, D, A)
+    _fill_own(own, [50, 50], segment=0)
+    rng = np.random.default_rng(0)
+    batch = sample_mixed(own, shared, 10, 8, rng, shared_fraction=0.25)  # shared too small yet
+    assert isinstance(batch, SeqBatch) and batch.own.all() and batch.obs.shape == (10, 8, D)
+    for k in range(10):
+        shared.add_chunk(**_chunk(1000 + 8 * k, 1000 + k, 8))
+    batch = sample_mixed(own, shared, 10, 8, rng, shared_fraction=0.25)
+    from_shared = batch.obs[:, 0, 1] >= 1000
+    np.testing.assert_array_equal(batch.own, ~from_shared)
+    assert from_shared.sum() == 2 and not batch.own[-2:].any()  # round(2.5) == 2
+    assert not sample_mixed(own, shared, 4, 8, rng, shared_fraction=1.0).own.any()
+    with pytest.raises(ValueError, match="shared_fraction"):
+        sample_mixed(own, shared, 4, 8, rng, shared_fraction=1.5)
+
+
+def _random_trajectory(h: int, b: int, r: int, c: int, k: int, a: int, seed: int) -> Trajectory:
+    g = torch.Generator().manual_seed(seed)
+    avail = torch.rand(h, b, a, generator=g) < 0.7
+    avail[..., 0] = True
+    return Trajectory(
+        deter=torch.randn(h + 1, b, r, generator=g),
+        stoch=torch.nn.functional.one_hot(torch.randint(0, k, (h + 1, b, c), generator=g), k).float(),
+        action=torch.randint(0, a, (h, b), generator=g),
+        logits=torch.randn(h, b, a, generator=g).masked_fill(~avail, -1e10),
+        avail=avail,
+        reward=torch.randn(h, b, generator=g),
+        discount=torch.rand(h, b, generator=g),
+    )
+
+
+def test_imagination_buffer_round_trip_through_trajectory():
+    h, b, r, c, k, a = 4, 6, 5, 3, 7, 11
+    traj = _random_trajectory(h, b, r, c, k, a, seed=0)
+    rollouts = from_trajectory(traj)
+    assert len(rollouts) == b and rollouts[0]["deter"].shape == (h + 1, r)
+    assert rollouts[0]["stoch"].shape == (h + 1, c) and rollouts[0]["stoch"].dtype == np.uint8
+    buf = ImaginationBuffer(16, h, r, c, k, a)
+    for rollout in rollouts:
+        buf.add(rollout)
+    sample = buf.sample(40, np.random.default_rng(0))
+    assert sample["deter"].shape == (h + 1, 40, r) and sample["logits"].shape == (h, 40, a)
+    out = to_trajectory(sample, n_classes=k)
+    # Identify each sampled rollout by its first deterministic state.
+    source = [int(torch.nonzero((traj.deter[0] == out.deter[0, i]).all(-1))[0]) for i in range(40)]
+    back = Trajectory(**{name: getattr(traj, name)[:, source] for name in
+                         ("deter", "stoch", "action", "logits", "avail", "reward", "discount")})
+    for name in ("deter", "stoch", "action", "logits", "avail", "reward", "discount"):
+        got, want = getattr(out, name), getattr(back, name)
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        assert torch.equal(got, want), name
+    assert torch.equal(out.feat(), back.feat())
+
+
+def test_imagination_buffer_fifo_eviction_and_validation():
+    h, r, c, k, a = 3, 2, 2, 4, 5
+    buf = ImaginationBuffer(3, h, r, c, k, a)
+    for rollout in from_trajectory(_random_trajectory(h, 5, r, c, k, a, seed=1)):
+        buf.add(rollout)
+    assert len(buf) == 3
+    firsts = {tuple(x) for x in buf.sample(300, np.random.default_rng(0))["deter"][0]}
+    expected = {tuple(x) for x in _random_trajectory(h, 5, r, c, k, a, seed=1).deter[0, 2:].numpy()}
+    assert firsts == expected
+    bad = from_trajectory(_random_trajectory(h + 1, 1, r, c, k, a, seed=2))[0]
+    with pytest.raises(ValueError, match="rollout deter has shape"):
+        buf.add(bad)
+    with pytest.raises(ValueError, match="empty"):
+        ImaginationBuffer(2, h, r, c, k, a).sample(1, np.random.default_rng(0))
+
+
+def test_full_paper_buffer_on_2s3z_is_small():
+    """Paper preset: 250k transitions; 2s3z: 80-dim obs, 11 actions. float32 obs: ~84 MB."""
+    own = EpisodeReplay(250_000, 80, 11)
+    assert own.nbytes < 90e6
+    assert EpisodeReplay(250_000, 80, 11, obs_dtype=np.float16).nbytes < 50e6
+
+
+def test_replay_module_does_not_import_torch():
+    code = ("import sys, dwm_net.learning.replay, dwm_net.learning.selection; "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_wrong_shapes_are_rejected():
+    buf = EpisodeReplay(20, D, A)
+    with pytest.raises(ValueError, match=r"replay avail has shape \(1, 9\), expected \(1, 11\)"):
+        buf.add(np.zeros(D), 0, 0.0, False, np.ones(9, bool), True)
+    chunk = _chunk(0, 0, 5)
+    chunk["obs"] = chunk["obs"][:, :2]
+    with pytest.raises(ValueError, match=r"replay obs has shape \(5, 2\)"):
+        buf.add_chunk(**chunk)
+    assert len(buf) == 0
