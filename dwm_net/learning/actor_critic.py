@@ -1,0 +1,204 @@
+"""Actor and critic trained on imagined rollouts (paper eqs. 4-5, Algorithm 2).
+
+The actor is trained with PPO-clip against the *behaviour* logits stored in each `Trajectory`,
+because under rollout sharing (Algorithm 2) a batch may hold rollouts that a peer's actor
+produced; the importance ratio is pi_self / pi_behaviour, never pi_self / pi_self_old.
+
+Design (kept simple on purpose):
+
+- No target critic. Lambda-returns are computed once per `update` from the critic's own values
+  under no_grad and held fixed over the `ppo_epochs` passes, which is what stabilises the target.
+- Losses are weighted per step by the cumulative discount w_t = prod_{k<t} d_k (w_0 = 1,
+  detached), as DreamerV2 does: a step the world model thinks is unlikely to be reached (the
+  episode probably ended before it) counts for less. d_k already holds gamma.
+- Advantages A = R - v (detached) are normalised to zero mean, unit std over the whole (H, B)
+  batch.
+- One PPO pass = one full-batch gradient step for the actor and one for the critic; the entropy
+  coefficient is multiplied by `entropy_decay` after every actor step ("rates are per gradient
+  step" in the config).
+
+Shape notes: H horizon, B batch, N any batch, F feature size, A actions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dwm_net.config import ModelConfig, TrainConfig
+from dwm_net.learning.types import EnvSpec, Trajectory
+
+# Finite rather than -inf so that p * log p stays 0 (not NaN) for masked actions.
+MASKED_LOGIT = -1e9
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int, layers: int) -> nn.Sequential:
+    """`layers` ReLU hidden layers of width `hidden`, then a linear output."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.ReLU()]
+    mods.append(nn.Linear(hidden, out_dim))
+    return nn.Sequential(*mods)
+
+
+def masked_logits(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """(..., A) logits with unavailable actions set to MASKED_LOGIT.
+
+    Also re-masks logits that arrive with -inf (or fp16 overflow) in unavailable slots. A row
+    with no available action ends up uniform over all actions rather than NaN.
+    """
+    return torch.where(avail, logits, torch.full_like(logits, MASKED_LOGIT))
+
+
+def lambda_returns(reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor,
+                   lam: float) -> torch.Tensor:
+    """TD(lambda) returns (H, B) from reward (H, B), value (H+1, B), discount (H, B).
+
+    R_t = r_t + d_t ((1 - lam) v_{t+1} + lam R_{t+1}), with R_H := v_H (the bootstrap).
+    lam = 0 gives one-step TD targets, lam = 1 the discounted Monte Carlo return bootstrapped
+    from v_H.
+    """
+    out = []
+    nxt = value[-1]
+    for t in reversed(range(reward.shape[0])):
+        nxt = reward[t] + discount[t] * ((1 - lam) * value[t + 1] + lam * nxt)
+        out.append(nxt)
+    return torch.stack(out[::-1])
+
+
+def discount_weights(discount: torch.Tensor) -> torch.Tensor:
+    """(H, B) loss weights w_t = prod_{k<t} d_k, w_0 = 1 (detached): the discounted probability
+    that imagined state t is reached."""
+    d = discount.detach()
+    return torch.cat([torch.ones_like(d[:1]), d[:-1]]).cumprod(0)
+
+
+def log_prob(logits: torch.Tensor, avail: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """(...) log pi(action) under the masked categorical given by logits (..., A)."""
+    logp = torch.log_softmax(masked_logits(logits, avail), -1)
+    return logp.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+
+
+def importance_ratio(logits: torch.Tensor, behaviour_logits: torch.Tensor, action: torch.Tensor,
+                     avail: torch.Tensor) -> torch.Tensor:
+    """pi(action) / mu(action), (H, B): pi from `logits`, mu from the stored `behaviour_logits`
+    (possibly a peer's actor); both masked by the same `avail`."""
+    return torch.exp(log_prob(logits, avail, action) - log_prob(behaviour_logits, avail, action))
+
+
+class ActorCritic(nn.Module):
+    """Actor (feat -> A logits) and critic (feat -> value) with their Adam optimisers.
+
+    `state_dict` / `load_state_dict` cover the networks, both optimisers and the current entropy
+    coefficient: the object is checkpointed as a whole, not nested inside another module.
+    """
+
+    def __init__(self, spec: EnvSpec, feat_dim: int, model_cfg: ModelConfig,
+                 train_cfg: TrainConfig) -> None:
+        super().__init__()
+        self.cfg = train_cfg
+        self.actor = mlp(feat_dim, spec.n_actions, model_cfg.hidden, model_cfg.layers)
+        self.critic = mlp(feat_dim, 1, model_cfg.hidden, model_cfg.layers)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=train_cfg.lr_actor)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=train_cfg.lr_critic)
+        self.entropy_coef = train_cfg.entropy
+
+    def value(self, feat: torch.Tensor) -> torch.Tensor:
+        """(...) critic value of feat (..., F)."""
+        return self.critic(feat).squeeze(-1)
+
+    @torch.no_grad()
+    def policy(self, feat: torch.Tensor, avail: torch.Tensor,
+               greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Act from feat (N, F) and avail (N, A) bool -> (action (N,) int64, masked logits (N, A)).
+
+        The callable that acting and the world model's `imagine` use; the logits it returns are
+        what a `Trajectory` stores as the behaviour policy.
+        """
+        logits = masked_logits(self.actor(feat), avail)
+        if greedy:
+            return logits.argmax(-1), logits
+        return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1), logits
+
+    @torch.no_grad()
+    def _targets(self, traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(feat (H+1, B, F), lambda-returns (H, B), weights (H, B)) for a detached trajectory."""
+        feat = traj.feat()
+        returns = lambda_returns(traj.reward, self.value(feat), traj.discount, self.cfg.lam)
+        return feat, returns, discount_weights(traj.discount)
+
+    @torch.no_grad()
+    def critic_losses(self, traj: Trajectory) -> np.ndarray:
+        """(B,) float64 weighted squared error of the critic against its lambda-returns, per
+        trajectory: the rollout selection score (paper 4.2)."""
+        traj = traj.detach()
+        feat, returns, weight = self._targets(traj)
+        err = weight * (self.value(feat[:-1]) - returns) ** 2
+        return err.mean(0).double().cpu().numpy()
+
+    def ratio(self, traj: Trajectory) -> torch.Tensor:
+        """(H, B) importance ratio of the current actor against the trajectory's behaviour logits
+        (with grad through the actor)."""
+        logits = self.actor(traj.feat()[:-1])
+        return importance_ratio(logits, traj.logits, traj.action, traj.avail)
+
+    def update(self, traj: Trajectory) -> dict[str, float]:
+        """`ppo_epochs` PPO-clip passes for the actor and MSE passes for the critic on one batch.
+
+        Metrics are means over the passes, except value/return/advantage statistics (from before
+        the update) and `entropy_coef` (the coefficient after this update's decay).
+        """
+        traj = traj.detach()
+        cfg = self.cfg
+        feat, returns, weight = self._targets(traj)
+        with torch.no_grad():
+            value = self.value(feat[:-1])
+            adv = returns - value
+            adv_std = adv.std(unbiased=False)
+            adv = (adv - adv.mean()) / (adv_std + 1e-8)
+
+        sums = {"actor_loss": 0.0, "critic_loss": 0.0, "entropy": 0.0}
+        for _ in range(cfg.ppo_epochs):
+            logits = masked_logits(self.actor(feat[:-1]), traj.avail)  # (H, B, A)
+            ratio = importance_ratio(logits, traj.logits, traj.action, traj.avail)
+            surrogate = torch.min(ratio * adv,
+                                  ratio.clamp(1 - cfg.ppo_clip, 1 + cfg.ppo_clip) * adv)
+            logp = torch.log_softmax(logits, -1)
+            entropy = -(logp.exp() * logp).sum(-1)  # (H, B)
+            actor_loss = -(weight * (surrogate + self.entropy_coef * entropy)).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip_policy)
+            self.actor_opt.step()
+            self.entropy_coef *= cfg.entropy_decay
+
+            critic_loss = (weight * (self.value(feat[:-1]) - returns) ** 2).mean()
+            self.critic_opt.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip_policy)
+            self.critic_opt.step()
+
+            sums["actor_loss"] += actor_loss.item()
+            sums["critic_loss"] += critic_loss.item()
+            sums["entropy"] += entropy.mean().item()
+        metrics = {k: v / cfg.ppo_epochs for k, v in sums.items()}
+        metrics.update(entropy_coef=self.entropy_coef, value_mean=value.mean().item(),
+                       return_mean=returns.mean().item(), adv_std=adv_std.item())
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"nets": super().state_dict(), "actor_opt": self.actor_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict(), "entropy_coef": self.entropy_coef}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # type: ignore[override]
+        super().load_state_dict(state["nets"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.entropy_coef = float(state["entropy_coef"])
+
+
+__all__ = ["ActorCritic", "MASKED_LOGIT", "discount_weights", "importance_ratio",
+           "lambda_returns", "log_prob", "masked_logits", "mlp"]

@@ -1,0 +1,311 @@
+"""Actor-critic in imagination: shapes, lambda-returns, masking, off-policy (peer) PPO ratio,
+entropy decay, learning a toy MDP with a known optimum, selection scores, checkpoints."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from dwm_net.config import load_config, replace
+from dwm_net.learning.actor_critic import (
+    MASKED_LOGIT,
+    ActorCritic,
+    discount_weights,
+    importance_ratio,
+    lambda_returns,
+    masked_logits,
+)
+from dwm_net.learning.types import EnvSpec, Trajectory
+
+torch.set_num_threads(1)
+
+R, C, K = 6, 2, 3  # toy latent: deter size, categoricals, classes
+FEAT = R + C * K
+METRICS = {"actor_loss", "critic_loss", "entropy", "entropy_coef", "value_mean", "return_mean",
+           "adv_std"}
+
+
+def make_ac(n_actions: int, seed: int = 0, feat_dim: int = FEAT, **changes: object) -> ActorCritic:
+    cfg = load_config("tiny")
+    if changes:
+        cfg = replace(cfg, **changes)
+    torch.manual_seed(seed)
+    return ActorCritic(EnvSpec(obs_dim=5, n_actions=n_actions, n_agents=2, episode_limit=50),
+                       feat_dim, cfg.model, cfg.train)
+
+
+def random_avail(*shape: int, n_actions: int, g: torch.Generator) -> torch.Tensor:
+    """(..., A) bool with at least one available action per row."""
+    avail = torch.rand(*shape, n_actions, generator=g) < 0.5
+    first = torch.randint(n_actions, shape, generator=g)
+    return avail | torch.nn.functional.one_hot(first, n_actions).bool()
+
+
+def random_traj(actor: ActorCritic, H: int, B: int, seed: int = 0) -> Trajectory:
+    """An imagined-looking rollout whose actions and logits come from `actor`'s policy."""
+    g = torch.Generator().manual_seed(seed)
+    A = actor.actor[-1].out_features
+    deter = torch.randn(H + 1, B, R, generator=g)
+    stoch = torch.nn.functional.one_hot(torch.randint(K, (H + 1, B, C), generator=g), K).float()
+    avail = random_avail(H, B, n_actions=A, g=g)
+    feat = torch.cat([deter, stoch.flatten(-2)], -1)
+    action, logits = actor.policy(feat[:-1].flatten(0, 1), avail.flatten(0, 1))
+    return Trajectory(deter=deter, stoch=stoch, action=action.view(H, B), logits=logits.view(H, B, A),
+                      avail=avail, reward=torch.randn(H, B, generator=g),
+                      discount=0.99 * (torch.rand(H, B, generator=g) > 0.1).float())
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes
+
+
+@pytest.mark.parametrize("H", [1, 4])
+@pytest.mark.parametrize("B", [1, 6])
+@pytest.mark.parametrize("A", [7, 11])
+def test_shapes(H: int, B: int, A: int) -> None:
+    ac = make_ac(A)
+    traj = random_traj(ac, H, B)
+    assert traj.action.dtype == torch.int64 and traj.logits.shape == (H, B, A)
+    action, logits = ac.policy(torch.randn(B, FEAT), torch.ones(B, A, dtype=torch.bool), greedy=True)
+    assert action.shape == (B,) and action.dtype == torch.int64 and logits.shape == (B, A)
+    assert lambda_returns(traj.reward, torch.zeros(H + 1, B), traj.discount, 0.95).shape == (H, B)
+    assert discount_weights(traj.discount).shape == (H, B)
+    assert ac.ratio(traj).shape == (H, B)
+    scores = ac.critic_losses(traj)
+    assert isinstance(scores, np.ndarray) and scores.shape == (B,) and np.all(scores >= 0)
+    metrics = ac.update(traj)
+    assert set(metrics) == METRICS
+    assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Lambda-returns and loss weights
+
+
+def test_lambda_returns_hand_computed() -> None:
+    r = torch.tensor([[1.0], [2.0], [3.0]])  # (H=3, B=1)
+    v = torch.tensor([[10.0], [20.0], [30.0], [40.0]])  # (H+1, B)
+    d = torch.tensor([[0.9], [0.5], [0.8]])
+    # lam = 0: one-step TD targets r_t + d_t v_{t+1}.
+    td = [1 + 0.9 * 20, 2 + 0.5 * 30, 3 + 0.8 * 40]
+    torch.testing.assert_close(lambda_returns(r, v, d, 0.0), torch.tensor(td).unsqueeze(1))
+    # lam = 1: discounted Monte Carlo return bootstrapped from v_H.
+    g2 = 3 + 0.8 * 40
+    g1 = 2 + 0.5 * g2
+    g0 = 1 + 0.9 * g1
+    torch.testing.assert_close(lambda_returns(r, v, d, 1.0), torch.tensor([[g0], [g1], [g2]]))
+    # lam = 0.5 mixes the two at every step.
+    m2 = 3 + 0.8 * 40
+    m1 = 2 + 0.5 * (0.5 * 30 + 0.5 * m2)
+    m0 = 1 + 0.9 * (0.5 * 20 + 0.5 * m1)
+    torch.testing.assert_close(lambda_returns(r, v, d, 0.5), torch.tensor([[m0], [m1], [m2]]))
+
+
+def test_discount_weights_are_cumulative_products_before_t() -> None:
+    d = torch.tensor([[0.9, 0.5], [0.8, 0.0], [0.7, 1.0]], requires_grad=True)
+    w = discount_weights(d)
+    assert not w.requires_grad
+    torch.testing.assert_close(w, torch.tensor([[1.0, 1.0], [0.9, 0.5], [0.72, 0.0]]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Masking
+
+
+def test_policy_never_samples_unavailable_actions() -> None:
+    A, N = 7, 4000
+    ac = make_ac(A)
+    g = torch.Generator().manual_seed(3)
+    avail = random_avail(N, n_actions=A, g=g)
+    feat = 3 * torch.randn(N, FEAT, generator=g)  # large features -> peaked, varied logits
+    for _ in range(5):
+        action, logits = ac.policy(feat, avail)
+        assert avail.gather(1, action[:, None]).all()
+    assert (logits[~avail] == MASKED_LOGIT).all()
+    assert torch.equal(logits[avail], ac.actor(feat).detach()[avail])
+    greedy, _ = ac.policy(feat, avail, greedy=True)
+    expected = ac.actor(feat).detach().masked_fill(~avail, float("-inf")).argmax(-1)
+    assert torch.equal(greedy, expected)
+
+
+def test_masked_logits_tolerates_minus_inf_and_keeps_entropy_finite() -> None:
+    logits = torch.tensor([[0.0, float("-inf"), 1.0]])
+    avail = torch.tensor([[True, False, True]])
+    logp = torch.log_softmax(masked_logits(logits, avail), -1)
+    assert torch.isfinite(-(logp.exp() * logp).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# Off-policy PPO on a peer's rollout (Algorithm 2)
+
+
+def test_ratio_uses_stored_peer_logits() -> None:
+    A, H, B = 7, 4, 6
+    ac, peer = make_ac(A, seed=0, **{"train.ppo_epochs": 1}), make_ac(A, seed=1)
+    traj = random_traj(peer, H, B)
+
+    def probs(logits: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(logits.masked_fill(~traj.avail, float("-inf")), -1)
+        return p.gather(-1, traj.action[..., None]).squeeze(-1)
+
+    own_logits = ac.actor(traj.feat()[:-1]).detach()
+    ratio = ac.ratio(traj).detach()
+    torch.testing.assert_close(ratio, probs(own_logits) / probs(traj.logits))
+    assert (ratio - 1).abs().max() > 0.05  # a different actor really gives a different ratio
+    # The peer's own ratio on its own rollout is exactly 1.
+    torch.testing.assert_close(peer.ratio(traj).detach(), torch.ones(H, B))
+
+    # The first (here: only) PPO pass of `update` uses that ratio: rebuild its actor loss by hand.
+    with torch.no_grad():
+        feat = traj.feat()
+        value = ac.value(feat)
+        returns = lambda_returns(traj.reward, value, traj.discount, ac.cfg.lam)
+        adv = returns - value[:-1]
+        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
+        eps = ac.cfg.ppo_clip
+        surrogate = torch.min(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
+        logp = torch.log_softmax(masked_logits(own_logits, traj.avail), -1)
+        entropy = -(logp.exp() * logp).sum(-1)
+        expected = -(discount_weights(traj.discount) * (surrogate + ac.entropy_coef * entropy)).mean()
+    before = [p.clone() for p in ac.actor.parameters()]
+    metrics = ac.update(traj)
+    assert metrics["actor_loss"] == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
+    assert any(not torch.equal(a, b) for a, b in zip(before, ac.actor.parameters()))
+    # The behaviour logits were the peer's, so the ratio after the step moved away from the old one.
+    assert not torch.allclose(ac.ratio(traj).detach(), ratio)
+
+
+def test_entropy_coefficient_decays_once_per_actor_step() -> None:
+    ac = make_ac(5, **{"train.entropy": 0.5, "train.entropy_decay": 0.9, "train.ppo_epochs": 3})
+    traj = random_traj(ac, 3, 4)
+    expected = 0.5
+    for _ in range(4):
+        metrics = ac.update(traj)
+        for _ in range(3):  # one actor gradient step per PPO pass
+            expected *= 0.9
+        assert ac.entropy_coef == expected and metrics["entropy_coef"] == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning a toy MDP with a known optimum
+
+
+class ToyMDP:
+    """S states with fixed random latent features; each state rewards one available action
+    (reward in [0.5, 1]); after action a the next state is nxt[s, a] with probability 1/2, else
+    uniform. Constant discount GAMMA. Q* by value iteration; V^pi exactly by a linear solve."""
+
+    S, A, GAMMA, DETER = 20, 7, 0.9, 16
+    FEAT = DETER + C * K
+
+    def __init__(self, seed: int) -> None:
+        S, A = self.S, self.A
+        g = torch.Generator().manual_seed(seed)
+        self.deter = torch.randn(S, self.DETER, generator=g)
+        self.stoch = torch.nn.functional.one_hot(torch.randint(K, (S, C), generator=g), K).float()
+        self.avail = random_avail(S, n_actions=A, g=g)
+        rewarded = torch.multinomial(self.avail.float(), 1, generator=g).squeeze(-1)
+        self.rew = torch.zeros(S, A)
+        self.rew[torch.arange(S), rewarded] = 0.5 + 0.5 * torch.rand(S, generator=g)
+        self.nxt = torch.randint(S, (S, A), generator=g)
+        v = torch.zeros(S)
+        for _ in range(300):
+            q = (self.rew + self.GAMMA * (0.5 * v[self.nxt] + 0.5 * v.mean())).masked_fill(
+                ~self.avail, float("-inf"))
+            v = q.max(-1).values
+        self.best, self.v_star = q.argmax(-1), v
+        top2 = q.topk(2, -1).values
+        self.gap = torch.where(self.avail.sum(-1) > 1, top2[:, 0] - top2[:, 1], torch.inf).min()
+
+    def feat(self, s: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.deter[s], self.stoch[s].flatten(-2)], -1)
+
+    def rollout(self, ac: ActorCritic, H: int, B: int, g: torch.Generator) -> Trajectory:
+        s = torch.randint(self.S, (B,), generator=g)
+        states, actions, logits, rewards = [s], [], [], []
+        for _ in range(H):
+            a, lg = ac.policy(self.feat(s), self.avail[s])
+            actions.append(a), logits.append(lg), rewards.append(self.rew[s, a])
+            jump = torch.randint(self.S, (B,), generator=g)
+            s = torch.where(torch.rand(B, generator=g) < 0.5, self.nxt[s, a], jump)
+            states.append(s)
+        st = torch.stack(states)
+        return Trajectory(deter=self.deter[st], stoch=self.stoch[st], action=torch.stack(actions),
+                          logits=torch.stack(logits), avail=self.avail[st[:-1]],
+                          reward=torch.stack(rewards), discount=torch.full((H, B), self.GAMMA))
+
+    def v_pi(self, ac: ActorCritic) -> torch.Tensor:
+        """(S,) exact value of ac's stochastic policy."""
+        S, A = self.S, self.A
+        with torch.no_grad():
+            p = torch.softmax(masked_logits(ac.actor(self.feat(torch.arange(S))), self.avail), -1)
+        P = torch.full((S, S), 0.5 / S)
+        P.index_put_((torch.arange(S)[:, None].expand(S, A), self.nxt), 0.5 * p, accumulate=True)
+        return torch.linalg.solve(torch.eye(S) - self.GAMMA * P, (p * self.rew).sum(-1))
+
+
+def test_learns_toy_mdp_optimum_and_value() -> None:
+    # Measured over 6 MDPs x 3 torch seeds (300 updates, ~2 s each): greedy accuracy 100% in 16
+    # runs and 95% (one state stuck on a wrong action) in 2; max |V - V^pi| 0.10-0.23 (values
+    # ~7-8); mean V^pi >= 0.978 mean V*. This MDP/seed: 100%, 0.165, V^pi within 0.003 of V*. The
+    # entropy bonus above the default 0.01 makes that early collapse rarer.
+    mdp = ToyMDP(seed=0)
+    assert mdp.gap > 0.3  # the optimum is unambiguous
+    ac = make_ac(mdp.A, seed=0, feat_dim=mdp.FEAT,
+                 **{"model.hidden": 32, "train.horizon": 10, "train.batch_size": 32,
+                    "train.ppo_epochs": 3, "train.lr_actor": 3e-3, "train.lr_critic": 3e-3,
+                    "train.entropy": 0.1})
+    g = torch.Generator().manual_seed(2)
+    states = torch.arange(mdp.S)
+    greedy, _ = ac.policy(mdp.feat(states), mdp.avail[states], greedy=True)
+    assert (greedy == mdp.best).float().mean() < 0.6  # not solved by chance at init
+    for _ in range(300):
+        ac.update(mdp.rollout(ac, 10, 32, g))
+    greedy, _ = ac.policy(mdp.feat(states), mdp.avail[states], greedy=True)
+    assert (greedy == mdp.best).float().mean() >= 0.95
+    v_pi = mdp.v_pi(ac)
+    with torch.no_grad():
+        v_hat = ac.value(mdp.feat(states))
+    assert (v_hat - v_pi).abs().max() < 0.5
+    assert v_pi.mean() >= 0.95 * mdp.v_star.mean()  # and the policy's value is near-optimal
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection score and checkpoints
+
+
+def test_critic_losses_rank_surprising_rewards_higher() -> None:
+    A, H, B = 5, 4, 6
+    ac = make_ac(A, **{"train.lr_critic": 3e-3})
+    for seed in range(60):  # teach the critic that rewards are zero
+        traj = random_traj(ac, H, B, seed=seed)
+        traj.reward.zero_()
+        ac.update(traj)
+    traj = random_traj(ac, H, B, seed=100)
+    traj.reward.zero_()
+    traj.reward[0, 3:] = 3.0  # trajectories 3..5 are surprising (at t = 0, where w_t = 1)
+    scores = ac.critic_losses(traj)
+    assert scores.shape == (B,)
+    assert scores[3:].min() > 10 * scores[:3].max()
+
+
+def test_state_dict_round_trip_reproduces_next_update() -> None:
+    A = 6
+    ac = make_ac(A, seed=0, **{"train.ppo_epochs": 2})
+    for seed in range(3):
+        ac.update(random_traj(ac, 4, 5, seed=seed))
+    buf = io.BytesIO()
+    torch.save(ac.state_dict(), buf)
+    buf.seek(0)
+    clone = make_ac(A, seed=7, **{"train.ppo_epochs": 2})
+    clone.load_state_dict(torch.load(buf))
+    assert clone.entropy_coef == ac.entropy_coef
+
+    traj = random_traj(ac, 4, 5, seed=9)
+    assert ac.update(traj) == clone.update(traj)
+    for a, b in zip(ac.parameters(), clone.parameters()):
+        assert torch.equal(a, b)
+    assert ac.update(traj) == clone.update(traj)  # Adam moments were restored too
