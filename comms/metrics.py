@@ -15,6 +15,7 @@ import zmq
 from comms.codec import decode, encode
 from comms.ledger import Clock
 from comms.messages import MalformedMessage, MetricsMsg
+from comms.sockets import OwnedSocket
 from comms.transport import RejectLog
 
 __all__ = ["MetricsPublisher", "MetricsSubscriber"]
@@ -24,24 +25,20 @@ log = logging.getLogger(__name__)
 Values = dict[str, float | int | str]
 
 
-class MetricsPublisher:
+class MetricsPublisher(OwnedSocket):
     """A PUB socket bound at `bind`; `publish` is rate-limited per sender."""
 
     def __init__(self, bind: str, *, min_interval_s: float = 0.5,
                  ctx: zmq.Context | None = None, clock: Clock = time.monotonic) -> None:
         self.min_interval_s = min_interval_s
         self._clock = clock
-        self._own_ctx = ctx is None
-        self._ctx = zmq.Context() if ctx is None else ctx
-        self._sock = self._ctx.socket(zmq.PUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        super().__init__(zmq.PUB, ctx)
         self._sock.bind(bind)
         self.bound_endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._last_sent: dict[int, float] = {}
         self._pending: dict[int, Values] = {}
         self._seq: dict[int, int] = {}
         self.sent = 0
-        self._closed = False
 
     def publish(self, sender: int, values: Values, *, step: int = 0) -> bool:
         """Send `values` now if `sender` has not sent within `min_interval_s`, else keep them
@@ -60,13 +57,6 @@ class MetricsPublisher:
             self._send(sender, step)
         return len(senders)
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._sock.close(linger=0)
-            if self._own_ctx:
-                self._ctx.term()
-
     def _send(self, sender: int, step: int) -> None:
         values = self._pending.pop(sender)
         seq = self._seq.get(sender, 0)
@@ -79,19 +69,16 @@ class MetricsPublisher:
         self.sent += 1
 
 
-class MetricsSubscriber:
+class MetricsSubscriber(OwnedSocket):
     """A SUB socket connected to every publisher endpoint; non-metrics input is counted."""
 
     def __init__(self, connect_endpoints: Iterable[str], ctx: zmq.Context | None = None) -> None:
-        self._own_ctx = ctx is None
-        self._ctx = zmq.Context() if ctx is None else ctx
-        self._sock = self._ctx.socket(zmq.SUB)
+        super().__init__(zmq.SUB, ctx)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         for endpoint in connect_endpoints:
             self._sock.connect(endpoint)
         self._rejects = RejectLog("metrics subscriber", log)
-        self._closed = False
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -120,9 +107,3 @@ class MetricsSubscriber:
                     self._rejects.reject("kind", f"expected metrics, got {msg.KIND}")
         return out
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._sock.close(linger=0)
-            if self._own_ctx:
-                self._ctx.term()

@@ -21,6 +21,7 @@ import zmq
 
 from comms.codec import decode, encode
 from comms.messages import ENV_HOST, MalformedMessage, RegisterMsg, SpecMsg
+from comms.sockets import OwnedSocket
 from comms.transport import CurveSetup, RejectLog
 
 __all__ = ["RendezvousServer", "register"]
@@ -28,7 +29,7 @@ __all__ = ["RendezvousServer", "register"]
 log = logging.getLogger(__name__)
 
 
-class RendezvousServer:
+class RendezvousServer(OwnedSocket):
     """Collects `RegisterMsg` from agents 0..n_agents-1 and replies with the `SpecMsg`.
 
     `spec_fields` holds the SpecMsg fields the server does not fill itself (scenario, obs_dim,
@@ -42,10 +43,7 @@ class RendezvousServer:
         self.n_agents = n_agents
         self._spec_fields = dict(spec_fields)
         self._spec(peers={}, keys={})  # fail now, not after every agent registered
-        self._own_ctx = ctx is None
-        self._ctx = zmq.Context() if ctx is None else ctx
-        self._sock = self._ctx.socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        super().__init__(zmq.ROUTER, ctx)
         if curve is not None:
             curve.apply_server(self._sock)
         self._sock.bind(bind)
@@ -54,7 +52,6 @@ class RendezvousServer:
         self._spec_sent = False
         self._rejects = RejectLog("rendezvous", log)
         self.replaced = 0  # registrations that replaced an earlier one (restarts)
-        self._closed = False
 
     @property
     def endpoints(self) -> dict[int, str]:
@@ -99,13 +96,6 @@ class RendezvousServer:
                 changed[agent] = reg.endpoint
                 self._reply(address, self._current_spec())
         return changed
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._sock.close(linger=0)
-            if self._own_ctx:
-                self._ctx.term()
 
     def _receive_one(self) -> int | None:
         """Read one registration; returns the id it (re)registered, None if rejected."""

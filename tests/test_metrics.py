@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import zmq
@@ -21,15 +20,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
-
-
-@pytest.fixture
-def ctx() -> Iterator[zmq.Context]:
-    threads = threading.active_count()
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
-    assert threading.active_count() <= threads, "a test left a thread running"
 
 
 PROBE = -2  # sender id of the slow-joiner probes

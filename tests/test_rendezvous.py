@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import zmq
@@ -15,15 +14,6 @@ from comms.rendezvous import RendezvousServer, register
 ANY_PORT = "tcp://127.0.0.1:*"
 SPEC = {"scenario": "3m", "obs_dim": 30, "n_actions": 9, "episode_limit": 60,
         "extra": {"seed": 1}}
-
-
-@pytest.fixture
-def ctx() -> Iterator[zmq.Context]:
-    threads = threading.active_count()
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
-    assert threading.active_count() <= threads, "a test left a thread running"
 
 
 class Agents:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -33,17 +33,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
-
-
-@pytest.fixture
-def ctx() -> Iterator[zmq.Context]:
-    """A fresh context per test, destroyed with linger=0; no thread may outlive the test."""
-    threads = threading.active_count()
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
-    assert context.closed
-    assert threading.active_count() <= threads, "a test left a thread running"
 
 
 def experience(sender: int, seq: int, t: int = 4, d: int = 8) -> ExperienceMsg:
