@@ -122,3 +122,47 @@ def comms_bench(
         t.add_row(s, f"{c['naive_bytes']:,}", f"{c['compact_bytes']:,}", f"{c['ratio']:.1f}",
                   f"{c['ratio_no_latents']:.1f}")
     console.print(t)
+
+
+@bench_app.command("train")
+def train_bench(
+    preset: str = typer.Option("cpu", help="config preset whose sizes are measured"),
+    scenario: str = typer.Option("2s_vs_1sc", help="scenario that fills the replay and sets obs/actions"),
+    seconds: float = typer.Option(10.0, min=0.1, help="total timed seconds, split over the 3 parts"),
+    seed: int = typer.Option(0),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """World-model updates/s, actor-critic updates/s, acting steps/s and peak RSS of one agent's
+    learning core with one torch thread, on one core."""
+    from dwm_net.config import ConfigError, load_config
+    from dwm_net.learning.bench import bench_train
+
+    check_scenario(scenario)
+    try:
+        load_config(preset)  # fail on a bad preset before the slow imports and replay fill
+    except ConfigError as e:
+        fail(str(e))
+    with one_core() as core:
+        result = bench_train(preset, scenario, seconds, seed)
+    report = {"bench": "train", "core": core, **result}
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    s = result["sizes"]
+    table = Table(title=f"learning core, preset {preset}, {scenario}, one torch thread, one core "
+                        f"({result['machine']['cpu']})")
+    for col in ("part", "rate", "per call"):
+        table.add_column(col, justify="right")
+    wm_name = f"world-model update (batch {s['batch_size']} x seq {s['seq_len']})"
+    ac_name = f"actor-critic update (horizon {s['horizon']}, {s['ppo_epochs']} PPO epochs)"
+    for name, rate, unit in ((wm_name, result["wm_updates_per_s"], "updates/s"),
+                             (ac_name, result["ac_updates_per_s"], "updates/s"),
+                             ("acting step (batch 1)", result["act_steps_per_s"], "steps/s")):
+        table.add_row(name, f"{rate:,.1f} {unit}", f"{1e3 / rate:,.2f} ms")
+    table.add_row("imagined states", f"{result['imagined_states_per_s']:,.0f} states/s", "")
+    Console().print(table)
+    p = result["params"]
+    Console().print(f"training round ({s['wm_epochs']} wm + {s['ac_epochs']} ac): "
+                    f"{result['train_round_s']:.3f} s; params: world model {p['world_model']:,}, "
+                    f"actor {p['actor']:,}, critic {p['critic']:,}; "
+                    f"peak RSS {result['peak_rss_mib']:,.0f} MiB")

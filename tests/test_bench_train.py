@@ -1,0 +1,43 @@
+"""`dwm-net bench train`: the learning core's throughput, in process (Typer's runner)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from launch.cli import app
+
+runner = CliRunner()
+
+
+def test_bench_train_json_has_positive_rates_and_the_issue_keys():
+    threads = torch.get_num_threads()
+    result = runner.invoke(app, ["bench", "train", "--preset", "tiny", "--seconds", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["bench"] == "train" and report["preset"] == "tiny"
+    for key in ("wm_updates_per_s", "ac_updates_per_s", "imagined_states_per_s", "act_steps_per_s",
+                "train_round_s", "peak_rss_mib"):
+        assert report[key] > 0, key
+    imagined = report["ac_updates_per_s"] * 4 * 8 * 4  # batch x seq_len x horizon starts x steps
+    assert report["imagined_states_per_s"] == pytest.approx(imagined)
+    assert set(report["params"]) == {"world_model", "actor", "critic"}
+    assert all(n > 0 for n in report["params"].values())
+    sizes = report["sizes"]
+    assert (sizes["hidden"], sizes["deter"], sizes["latents"]) == (16, 16, [4, 4])
+    assert (sizes["batch_size"], sizes["seq_len"], sizes["horizon"]) == (4, 8, 4)
+    assert report["torch_threads"] == 1 and report["torch"] == torch.__version__
+    assert report["machine"]["cpus"] >= 1
+    assert report["replay"]["transitions"] >= 4 * 8
+    assert torch.get_num_threads() == threads  # the bench restores the caller's setting
+
+
+def test_bench_train_rejects_an_unknown_preset_in_one_line():
+    result = runner.invoke(app, ["bench", "train", "--preset", "nope", "--json"])
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "'nope'" in err, err
+    assert "Traceback" not in result.output and result.stdout == ""
