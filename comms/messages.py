@@ -165,7 +165,9 @@ class ExperienceMsg(Message):
 
 @message
 class RolloutMsg(Message):
-    """agent -> peers: one imagined trajectory of H steps, latents as class indices."""
+    """agent -> peers: one imagined trajectory of H actions from S = H + 1 latent states
+    (state 0 is the posterior start; the critic bootstraps from state H), latents as class
+    indices."""
 
     KIND: ClassVar[str] = "rollout"
     VERSION: ClassVar[int] = 1
@@ -174,8 +176,9 @@ class RolloutMsg(Message):
     avail: np.ndarray = array("bu", "(H, M)")  # (H, A) bool or (H, ceil(A/8)) packed bits
     logits: np.ndarray = array("f", "(H, A)")  # policy logits
     rewards: np.ndarray = array("f", "(H,)")  # predicted rewards
-    h: np.ndarray = array("f", "(H, E)")  # deterministic RSSM states
-    z: np.ndarray = array("u", "(H, C)")  # stochastic latents, class indices
+    discounts: np.ndarray = array("f", "(H,)")  # gamma * predicted P(continue) after each action
+    h: np.ndarray = array("f", "(S, E)")  # deterministic RSSM states 0..H
+    z: np.ndarray = array("u", "(S, C)")  # stochastic latents 0..H, class indices
     n_actions: int
     score: float = 0.0  # critic loss that ranked it
 

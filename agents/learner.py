@@ -1,0 +1,149 @@
+"""The learning half of an agent: networks, optimizers, replay buffers and one training round.
+
+One `DreamerLearner` per decentralized agent; under `centralized` one is shared by every agent
+(the paper's shared world model and actor-critic trained on all agents' experience).
+
+Training round (paper section 5: "each iteration consists of `wm_epochs` epochs for the world
+model and `ac_epochs` for the actor-critic"):
+
+1. `wm_epochs` world-model steps, each on a fresh `sample_mixed(own, shared)` batch. The shared
+   fraction is the shared buffer's share of all stored steps, so a batch is a uniform sample of
+   the union of both buffers: the paper's SharedReplayBuffer (Algorithm 1, line 10), while the
+   `own` flags keep the decoder on own rows only (line 9, routed inside `WorldModel.loss`).
+2. `ac_epochs` actor-critic updates, each on trajectories imagined from the posterior states of
+   a fresh own batch (every (b, t) state starts one rollout), concatenated with as many received
+   rollouts as there are own ones, at most, drawn from the imagination buffer (Algorithm 2).
+
+Shape notes: B batch, T time, N = B*T rollouts, H horizon, R deter size, C categoricals,
+K classes, A actions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from dwm_net.config import Config
+from dwm_net.learning.actor_critic import ActorCritic
+from dwm_net.learning.replay import EpisodeReplay, ImaginationBuffer, sample_mixed
+from dwm_net.learning.rollouts import to_trajectory
+from dwm_net.learning.types import EnvSpec, SeqBatch, Trajectory
+from dwm_net.learning.world_model import TensorBatch, WorldModel, WorldModelLearner
+
+# Received rollouts kept, in own imagination batches (B*T rollouts each): enough to mix a few
+# rounds' worth of peers' rollouts without holding a replay-sized store of latents.
+IMAGINATION_BATCHES = 4
+
+
+class Learner(Protocol):
+    """What an acting agent needs from whoever trains its networks."""
+
+    wm: WorldModel
+    ac: ActorCritic
+    replay: EpisodeReplay  # own transitions
+    shared: EpisodeReplay  # peers' experience chunks
+    imagined: ImaginationBuffer  # peers' rollouts
+    wm_updates: int
+    ac_updates: int
+    last_metrics: dict[str, float]  # of the last training round
+
+    def ready(self) -> bool: ...
+
+    def train_round(self, rng: np.random.Generator, *, use_shared: bool,
+                    use_received: bool) -> tuple[dict[str, float], Trajectory]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class DreamerLearner:
+    """World model + actor-critic with own replay, shared-experience replay and received
+    rollouts. ``init_seed`` seeds the network initialisation only (the paper starts every agent
+    from the same phi_0, theta_0); it leaves the global torch RNG as it found it."""
+
+    def __init__(self, cfg: Config, spec: EnvSpec, *, init_seed: int) -> None:
+        self.cfg, self.spec = cfg, spec
+        m, t = cfg.model, cfg.train
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self.wm = WorldModel(spec, m)
+            self.ac = ActorCritic(spec, self.wm.feat_size, m, t)
+        self.wm_learner = WorldModelLearner(self.wm, t)
+        self.replay = EpisodeReplay(t.capacity, spec.obs_dim, spec.n_actions)
+        self.shared = EpisodeReplay(t.capacity, spec.obs_dim, spec.n_actions)
+        self.imagined = ImaginationBuffer(IMAGINATION_BATCHES * t.batch_size * t.seq_len, t.horizon,
+                                          m.deter, m.n_categoricals, m.n_classes, spec.n_actions)
+        self.wm_updates = 0
+        self.ac_updates = 0
+        self.last_metrics: dict[str, float] = {}
+
+    def ready(self) -> bool:
+        """Enough own data to sample one sequence batch."""
+        return len(self.replay) >= self.cfg.train.seq_len
+
+    def train_world_model(self, rng: np.random.Generator, *, use_shared: bool) -> dict[str, float]:
+        t = self.cfg.train
+        stored = len(self.replay) + len(self.shared)
+        fraction = len(self.shared) / stored if use_shared else 0.0
+        batch = sample_mixed(self.replay, self.shared, t.batch_size, t.seq_len, rng, fraction)
+        self.wm_updates += 1
+        return self.wm_learner.update(batch)
+
+    @torch.no_grad()
+    def imagine(self, rng: np.random.Generator) -> Trajectory:
+        """Rollouts (H+1, N, ...) from every posterior state of a fresh own batch."""
+        t = self.cfg.train
+        batch = TensorBatch.from_numpy(SeqBatch(**self.replay.sample(t.batch_size, t.seq_len, rng)),
+                                       self.wm.device)
+        post, _, _ = self.wm.observe(batch.obs, batch.action, batch.first)
+        start = post.map(lambda x: x.flatten(0, 1))  # (B, T, ...) -> (N, ...)
+        return self.wm.imagine(start, self.ac.policy, t.horizon, t.gamma)
+
+    def received(self, n: int, rng: np.random.Generator) -> Trajectory | None:
+        """Up to ``n`` received rollouts (H+1, n, ...), or None when none arrived yet."""
+        if len(self.imagined) == 0:
+            return None
+        sample = self.imagined.sample(min(n, len(self.imagined)), rng)
+        return to_trajectory(sample, self.cfg.model.n_classes, self.wm.device)
+
+    def train_actor_critic(self, rng: np.random.Generator, *,
+                           use_received: bool) -> tuple[dict[str, float], Trajectory]:
+        """One update; returns its metrics and the *own* imagined part (what may be shared)."""
+        own = self.imagine(rng)
+        peers = self.received(own.action.shape[1], rng) if use_received else None
+        metrics = self.ac.update(own if peers is None else own.cat(peers))
+        self.ac_updates += 1
+        received = 0.0 if peers is None else float(peers.action.shape[1])
+        return {**metrics, "received_rollouts": received}, own
+
+    def train_round(self, rng: np.random.Generator, *, use_shared: bool,
+                    use_received: bool) -> tuple[dict[str, float], Trajectory]:
+        """`wm_epochs` world-model then `ac_epochs` actor-critic updates; metrics are the last of
+        each, prefixed ``wm/`` and ``ac/``; the trajectory is the last own imagination batch."""
+        t = self.cfg.train
+        metrics: dict[str, float] = {}
+        for _ in range(t.wm_epochs):
+            wm_metrics = self.train_world_model(rng, use_shared=use_shared)
+            metrics.update({f"wm/{k}": v for k, v in wm_metrics.items()})
+        for _ in range(t.ac_epochs):
+            ac_metrics, own = self.train_actor_critic(rng, use_received=use_received)
+            metrics.update({f"ac/{k}": v for k, v in ac_metrics.items()})
+        self.last_metrics = metrics
+        return metrics, own
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimizers and update counters (plain tensors and numbers: loadable with
+        ``torch.load(weights_only=True)``). Replays are saved separately (npz)."""
+        return {"wm": self.wm_learner.state_dict(), "ac": self.ac.state_dict(),
+                "wm_updates": self.wm_updates, "ac_updates": self.ac_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.wm_learner.load_state_dict(state["wm"])
+        self.ac.load_state_dict(state["ac"])
+        self.wm_updates, self.ac_updates = int(state["wm_updates"]), int(state["ac_updates"])
+
+
+__all__ = ["IMAGINATION_BATCHES", "Learner", "DreamerLearner"]

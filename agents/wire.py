@@ -1,0 +1,120 @@
+"""Agent data <-> the `experience` and `rollout` messages, checked against this agent's spec.
+
+The transport already rejects frames that break the message schema; what it cannot know is
+whether a well-formed message fits *this* agent (obs size, action count, latent sizes, horizon).
+`WireError` says which part does not; the agent counts it and skips the message.
+
+A rollout travels as H actions (with their availability, logits, rewards and discounts) and
+H + 1 latent states, exactly as the `Trajectory` it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from comms.compact import compact_experience, pack_actions, pack_bits, to_wire_float, unpack_bits
+from comms.messages import ExperienceMsg, RolloutMsg
+from dwm_net.config import ModelConfig
+from dwm_net.learning.types import EnvSpec
+
+
+class WireError(ValueError):
+    """A well-formed message that does not fit this agent; ``reason`` is a short counter key."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def _check(ok: bool, reason: str, detail: str) -> None:
+    if not ok:
+        raise WireError(reason, detail)
+
+
+def _avail(avail: np.ndarray, rows: int, n_actions: int) -> np.ndarray:
+    """(rows, A) bool from bool (rows, A), 0/1 uint8 (rows, A) or packed bits (rows, ceil(A/8))."""
+    _check(avail.ndim == 2 and avail.shape[0] == rows, "shape", f"avail {avail.shape}")
+    if avail.dtype == np.uint8 and avail.shape[1] == (n_actions + 7) // 8:
+        return unpack_bits(avail, n_actions)
+    _check(avail.shape[1] == n_actions, "shape", f"avail {avail.dtype}{avail.shape}, A={n_actions}")
+    return avail.astype(bool)
+
+
+def _actions(actions: np.ndarray, n_actions: int) -> np.ndarray:
+    _check(bool(np.all((actions >= 0) & (actions < n_actions))), "range", f"actions outside [0, {n_actions})")
+    return actions.astype(np.int64)
+
+
+def _finite(name: str, x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    _check(bool(np.all(np.isfinite(x))), "nonfinite", f"{name} holds inf or NaN")
+    return x
+
+
+# --- experience ---------------------------------------------------------------------------------
+
+def experience_msg(chunk: Mapping[str, np.ndarray], *, sender: int, seq: int, step: int,
+                   score: float, float16: bool) -> ExperienceMsg:
+    """One real chunk (obs (T, D), action (T,), reward (T,), term (T,), avail (T, A)) in its
+    compact wire form (bits for avail, smallest ints for actions, optional float16 obs)."""
+    arrays = compact_experience(chunk["obs"], chunk["action"], chunk["reward"], chunk["term"],
+                                chunk["avail"], float16=float16)
+    return ExperienceMsg(sender=sender, seq=seq, step=step, n_actions=int(chunk["avail"].shape[-1]),
+                         score=float(score), **arrays)
+
+
+def experience_from_msg(msg: ExperienceMsg, spec: EnvSpec) -> dict[str, np.ndarray]:
+    """`EpisodeReplay.add_chunk` arguments. A reset point follows every terminal step, so a chunk
+    that spans an episode end never carries the RSSM state across it."""
+    _check(msg.n_actions == spec.n_actions, "spec", f"n_actions {msg.n_actions} != {spec.n_actions}")
+    t = msg.actions.shape[0]
+    _check(t >= 1 and msg.obs.shape == (t, spec.obs_dim), "shape", f"obs {msg.obs.shape}, D={spec.obs_dim}")
+    term = msg.terms.astype(bool)
+    first = np.zeros(t, bool)
+    first[0] = True
+    first[1:] = term[:-1]
+    return {"obs": _finite("obs", msg.obs), "action": _actions(msg.actions, spec.n_actions),
+            "reward": _finite("rewards", msg.rewards), "term": term,
+            "avail": _avail(msg.avail, t, spec.n_actions), "first": first}
+
+
+# --- rollouts -----------------------------------------------------------------------------------
+
+def rollout_msg(rollout: Mapping[str, np.ndarray], *, sender: int, seq: int, step: int,
+                score: float, float16: bool) -> RolloutMsg:
+    """One `rollouts.from_trajectory` dict (deter (H+1, R), stoch (H+1, C), action (H,),
+    logits/avail (H, A), reward (H,), discount (H,)) as a message."""
+    n_actions = rollout["logits"].shape[-1]
+    return RolloutMsg(
+        sender=sender, seq=seq, step=step, n_actions=int(n_actions), score=float(score),
+        actions=pack_actions(rollout["action"], n_actions),
+        avail=pack_bits(rollout["avail"].astype(bool)),
+        logits=to_wire_float(rollout["logits"], float16),
+        rewards=rollout["reward"].astype(np.float32),
+        discounts=rollout["discount"].astype(np.float32),
+        h=to_wire_float(rollout["deter"], float16),
+        z=rollout["stoch"].astype(np.uint8))
+
+
+def rollout_from_msg(msg: RolloutMsg, spec: EnvSpec, model: ModelConfig,
+                     horizon: int) -> dict[str, np.ndarray]:
+    """An `ImaginationBuffer` rollout, checked against this agent's sizes and horizon."""
+    a = spec.n_actions
+    _check(msg.n_actions == a, "spec", f"n_actions {msg.n_actions} != {a}")
+    _check(msg.actions.shape == (horizon,), "shape", f"{msg.actions.shape[0]} actions, expected {horizon}")
+    _check(msg.h.shape == (horizon + 1, model.deter), "shape", f"h {msg.h.shape}, R={model.deter}")
+    _check(msg.z.shape == (horizon + 1, model.n_categoricals), "shape",
+           f"z {msg.z.shape}, C={model.n_categoricals}")
+    _check(msg.logits.shape == (horizon, a), "shape", f"logits {msg.logits.shape}, A={a}")
+    _check(bool(np.all(msg.z < model.n_classes)), "range", f"z class index >= K={model.n_classes}")
+    logits = msg.logits.astype(np.float32)
+    _check(not np.any(np.isnan(logits)), "nonfinite", "logits hold NaN")  # -inf: a masked action
+    return {"deter": _finite("h", msg.h), "stoch": msg.z.astype(np.uint8),
+            "action": _actions(msg.actions, a), "logits": logits,
+            "avail": _avail(msg.avail, horizon, a), "reward": _finite("rewards", msg.rewards),
+            "discount": _finite("discounts", msg.discounts)}
+
+
+__all__ = ["WireError", "experience_msg", "experience_from_msg", "rollout_msg", "rollout_from_msg"]

@@ -1,0 +1,221 @@
+"""The agent over the in-process transport: exact training counts, every sharing method end to
+end, Algorithm 1 routing, save/load, and bad peer messages (tiny preset, CPU, one thread)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agents.agent import Agent
+from agents.local import env_spec, make_agents, make_transports, play_episode, run_local
+from comms.codec import encode
+from comms.messages import ExperienceMsg, MetricsMsg, RolloutMsg
+from comms.transport import InProcHub
+from dwm_net.config import Config, load_config, replace
+from dwm_net.envs import make_env
+from dwm_net.learning.world_model import WorldModel
+
+torch.set_num_threads(1)
+
+TINY = load_config("tiny")
+SCENARIO = "2s_vs_1sc"
+
+
+def setup(cfg: Config, seed: int = 0) -> tuple[object, list[Agent], InProcHub, list]:
+    env = make_env(SCENARIO, seed=seed)
+    hub = InProcHub()
+    transports = make_transports(cfg, env.get_env_info()["n_agents"], hub)
+    return env, make_agents(cfg, env_spec(env), transports, seed), hub, transports
+
+
+def exchange(agents: list[Agent], transports: list) -> None:
+    for a in agents:
+        a.share()
+    for t in transports:
+        t.pump()
+    for a in agents:
+        a.receive()
+
+
+# --- exact counts -------------------------------------------------------------------------------
+
+def test_training_counts_follow_the_schedule() -> None:
+    cfg = replace(TINY, **{"train.train_every": 2, "train.prefill": 150, "train.wm_epochs": 2,
+                           "train.ac_epochs": 3, "share.method": "independent"})
+    env, agents, _, transports = setup(cfg)
+    lengths = []
+    for _ in range(5):
+        lengths.append(play_episode(env, agents)[2])
+        for a in agents:
+            a.train_round()
+        exchange(agents, transports)
+    steps = np.cumsum(lengths)
+    rounds = sum(1 for e, s in enumerate(steps, 1) if e % 2 == 0 and s >= 150)
+    assert rounds >= 1
+    for a in agents:
+        m = a.metrics()
+        assert m["env_steps"] == steps[-1] and m["episodes"] == 5 and m["replay_size"] == steps[-1]
+        assert m["train_rounds"] == rounds
+        assert m["wm_updates"] == 2 * rounds and m["ac_updates"] == 3 * rounds
+        assert not any(k.startswith("shared/") for k in m)
+
+
+# --- every method end to end --------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["independent", "centralized", "experience", "rollout", "both"])
+def test_run_local_every_method(method: str) -> None:
+    out = run_local(replace(TINY, **{"share.beta": 1.0}), steps=100, seed=0, method=method)
+    assert out["method"] == method and out["env_steps"] >= 100 and out["episodes"] >= 1
+    assert 0.0 <= out["win_rate"] <= 1.0 and np.isfinite(out["mean_return"])
+    n = len(out["agents"])
+    assert n == 2 and len(out["bytes_sent"]) == n
+    for m in out["agents"]:
+        assert m["env_steps"] == out["env_steps"] and m["episodes"] == out["episodes"]
+        assert m["wm_updates"] == out["episodes"] * TINY.train.wm_epochs  # prefill < one episode
+        assert np.isfinite(m["wm/loss"]) and np.isfinite(m["ac/critic_loss"])
+        experience, rollouts = method in ("experience", "both"), method in ("rollout", "both")
+        assert (m["shared_size"] > 0) == experience and (m.get("received/experience", 0) > 0) == experience
+        assert (m["imagined_size"] > 0) == rollouts and (m.get("received/rollout", 0) > 0) == rollouts
+    if method == "centralized":  # one learner: its replay holds every agent's steps
+        assert out["agents"][0]["replay_size"] == n * out["env_steps"]
+    assert (min(out["bytes_sent"]) > 0) == (method not in ("independent", "centralized"))
+
+
+@pytest.mark.parametrize("method", ["experience", "rollout", "both"])
+def test_beta_zero_shares_nothing(method: str) -> None:
+    out = run_local(replace(TINY, **{"share.beta": 0.0}), steps=100, seed=1, method=method)
+    assert out["bytes_sent"] == [0, 0]
+    for m in out["agents"]:
+        assert m["shared_size"] == 0 and m["imagined_size"] == 0
+        assert not any(k.startswith(("shared/", "received/")) for k in m)
+
+
+def test_shared_rollouts_enter_the_actor_critic_batch() -> None:
+    cfg = replace(TINY, **{"share.beta": 1.0, "share.method": "rollout"})
+    env, agents, _, transports = setup(cfg)
+    for _ in range(2):
+        play_episode(env, agents)
+        for a in agents:
+            a.train_round()
+        exchange(agents, transports)
+    n_own = cfg.train.batch_size * cfg.train.seq_len
+    assert all(a.metrics()["ac/received_rollouts"] == n_own for a in agents)
+
+
+# --- Algorithm 1 routing ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["experience", "independent"])
+def test_world_model_batches_mark_peer_rows_not_own(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peer chunks (obs marked 7.0, never seen in own data) reach the world model only as rows
+    with own=False, and only when the method shares experience."""
+    cfg = replace(TINY, **{"share.method": method})
+    env, agents, hub, _ = setup(cfg)
+    play_episode(env, agents)
+    me, d, a = agents[0], env_spec(env).obs_dim, env_spec(env).n_actions
+    for seq in range(8):
+        chunk = ExperienceMsg(sender=1, seq=seq, obs=np.full((8, d), 7.0, np.float32),
+                              actions=np.zeros(8, np.uint8), rewards=np.zeros(8, np.float32),
+                              terms=np.zeros(8, bool), avail=np.ones((8, a), bool), n_actions=a)
+        hub.deliver(0, encode(chunk))
+    me.receive()
+    seen = []
+    original = WorldModel.loss
+
+    def spy(self: WorldModel, batch, own_mask=None):  # noqa: ANN001
+        seen.append(batch)
+        return original(self, batch, own_mask)
+
+    monkeypatch.setattr(WorldModel, "loss", spy)
+    assert me.train_round()
+    assert len(seen) == cfg.train.wm_epochs
+    for batch in seen:
+        own = batch.own.numpy()
+        from_peer = (batch.obs == 7.0).all(-1).all(-1).numpy()
+        np.testing.assert_array_equal(own, ~from_peer)
+        assert (~own).any() == (method == "experience")
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+def test_save_load_acts_identically_and_keeps_counting(tmp_path: Path) -> None:
+    # experience, not both: received rollouts are deliberately not checkpointed (a short FIFO),
+    # and they would make the next actor-critic update differ.
+    cfg = replace(TINY, **{"share.method": "experience", "share.beta": 0.5})
+    env, agents, _, transports = setup(cfg)
+    for _ in range(2):
+        play_episode(env, agents)
+        for a in agents:
+            a.train_round()
+        exchange(agents, transports)
+    src = agents[0]
+    assert src.metrics()["shared_size"] > 0
+    src.save(tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["agent.json", "learner.pt", "replay.npz", "shared.npz"]  # no temp files left
+    dst = Agent(cfg, 0, env_spec(env), None, seed=12345, init_seed=999)
+    dst.load(tmp_path)
+    for mine, theirs in ((src.learner.wm, dst.learner.wm), (src.learner.ac, dst.learner.ac)):
+        for (name, p), q in zip(mine.named_parameters(), theirs.parameters()):
+            assert torch.equal(p, q), name
+    assert dst.learner.ac.entropy_coef == src.learner.ac.entropy_coef
+    assert dst.metrics() == {k: v for k, v in src.metrics().items() if not k.startswith(("ac/", "wm/"))}
+    src.reset_episode()
+    obs, avail = np.asarray(env.get_obs()), np.asarray(env.get_avail_actions(), bool)
+    for step in range(5):
+        torch.manual_seed(step)
+        a1 = src.act(obs[0], avail[0])
+        torch.manual_seed(step)
+        assert dst.act(obs[0], avail[0]) == a1
+    assert src.rng.random() == dst.rng.random()
+    for a in (src, dst):
+        a.reset_episode()
+        a.record(obs[0], 0, 0.0, False, avail[0], first=True)
+        a.end_episode()
+    assert dst.metrics()["episodes"] == src.metrics()["episodes"] == 3
+    assert dst.metrics()["env_steps"] == src.metrics()["env_steps"]
+    # Same replay, optimizers and sampling RNG: the next training round is the same.
+    torch.manual_seed(7)
+    before = src.train_round()
+    torch.manual_seed(7)
+    assert dst.train_round() == before and before
+    assert dst.metrics()["wm_updates"] == src.metrics()["wm_updates"]
+
+
+# --- bad peer messages --------------------------------------------------------------------------
+
+def test_agent_survives_malformed_and_misshaped_messages() -> None:
+    cfg = replace(TINY, **{"share.method": "both"})
+    env, agents, hub, transports = setup(cfg)
+    me, spec = agents[0], env_spec(env)
+    d, a, h = spec.obs_dim, spec.n_actions, cfg.train.horizon
+    m = cfg.model
+
+    def experience(obs_dim: int = d, n_actions: int = a) -> ExperienceMsg:
+        return ExperienceMsg(sender=1, obs=np.zeros((4, obs_dim), np.float32), actions=np.zeros(4, np.uint8),
+                             rewards=np.zeros(4, np.float32), terms=np.zeros(4, bool),
+                             avail=np.ones((4, n_actions), bool), n_actions=n_actions)
+
+    def rollout(rows: int = h, deter: int = m.deter) -> RolloutMsg:
+        return RolloutMsg(sender=1, actions=np.zeros(rows, np.uint8), avail=np.ones((rows, a), bool),
+                          logits=np.zeros((rows, a), np.float32), rewards=np.zeros(rows, np.float32),
+                          discounts=np.full(rows, 0.9, np.float32),
+                          h=np.zeros((rows + 1, deter), np.float32),
+                          z=np.zeros((rows + 1, m.n_categoricals), np.uint8), n_actions=a)
+
+    bad_z = rollout()
+    object.__setattr__(bad_z, "z", np.full_like(bad_z.z, m.n_classes))  # class index out of range
+    hub.deliver(0, [b"not a message"])
+    bad = (experience(obs_dim=d + 1), experience(n_actions=a + 1), rollout(rows=h - 1),
+           rollout(deter=m.deter + 3), bad_z, MetricsMsg(sender=1, values={"x": 1.0}))
+    for msg in (*bad, experience(), rollout()):
+        hub.deliver(0, encode(msg))
+    assert me.receive() == 2  # the last two are fine
+    counts = me.metrics()
+    assert counts["rejected/shape"] == 3 and counts["rejected/spec"] == 1 and counts["rejected/range"] == 1
+    assert counts["ignored/metrics"] == 1
+    assert counts["received/experience"] == counts["received/rollout"] == 1
+    assert transports[0].stats()["rejected"] == {"malformed": 1}
+    assert counts["shared_size"] == 4 and counts["imagined_size"] == 1
