@@ -20,7 +20,10 @@ its own RSSM state (``carry``) between steps. What it shares (paper 4.2):
   rollouts are never forwarded.
 
 The score travels with every item into the transport's priority queue (highest score first
-under a byte budget). ``independent`` and ``centralized`` share nothing through the agent.
+under a byte budget). ``independent`` shares nothing. ``centralized`` in one process shares a
+learner object; as its own process (``feed_learner``) the agent trains nothing, sends every
+chunk of every episode (no gate) to the learner process and acts with the parameters the
+learner sends back (`ParamsMsg`).
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ import numpy as np
 import torch
 
 from agents.learner import DreamerLearner, Learner
-from agents.wire import WireError, experience_from_msg, experience_msg, rollout_from_msg, rollout_msg
-from comms.messages import ExperienceMsg, Message, RolloutMsg
+from agents.wire import (WireError, experience_from_msg, experience_msg, load_acting_params,
+                         rollout_from_msg, rollout_msg)
+from comms.messages import ExperienceMsg, Message, ParamsMsg, RolloutMsg
 from comms.transport import Transport
 from dwm_net.config import Config
 from dwm_net.learning.rollouts import from_trajectory
@@ -73,9 +77,12 @@ class Agent:
     """
 
     def __init__(self, cfg: Config, agent_id: int, spec: EnvSpec, transport: Transport | None, *,
-                 seed: int, init_seed: int | None = None, learner: Learner | None = None) -> None:
+                 seed: int, init_seed: int | None = None, learner: Learner | None = None,
+                 feed_learner: bool = False) -> None:
         self.cfg, self.agent_id, self.spec, self.transport = cfg, agent_id, spec, transport
         self.method = cfg.share.method
+        self.feed_learner = feed_learner  # centralized, as its own process: see the module doc
+        self.params_update = -1  # the learner update of the acting parameters (feed_learner)
         self.rng = np.random.default_rng(seed)
         if learner is None:
             learner = DreamerLearner(cfg, spec, init_seed=seed if init_seed is None else init_seed)
@@ -102,7 +109,7 @@ class Agent:
     def act(self, obs: np.ndarray, avail: np.ndarray, greedy: bool = False) -> int:
         """Action for own obs (D,) and avail (A,) bool: a posterior step, then the masked policy."""
         c = self.carry
-        obs_t = torch.as_tensor(np.asarray(obs, np.float32), device=self.learner.wm.device)[None]
+        obs_t = torch.from_numpy(np.array(obs, np.float32)).to(self.learner.wm.device)[None]
         first = torch.tensor([c.first], device=obs_t.device)
         latent = self.learner.wm.act_step(c.latent, c.prev_action, obs_t, first)
         avail_t = torch.as_tensor(np.asarray(avail, bool), device=obs_t.device)[None]
@@ -137,6 +144,8 @@ class Agent:
     def train_due(self) -> bool:
         """The schedule: every ``train_every`` episodes, once ``prefill`` env steps are in."""
         t = self.cfg.train
+        if self.feed_learner:
+            return False
         return (self.counters["episodes"] > 0 and self.counters["episodes"] % t.train_every == 0
                 and self.counters["env_steps"] >= t.prefill and self.learner.ready())
 
@@ -157,6 +166,10 @@ class Agent:
         episode, rollouts = self._new_episode, self._new_rollouts
         self._new_episode = self._new_rollouts = None
         if self.transport is None:
+            return
+        if self.feed_learner:
+            if episode is not None:
+                self._feed_learner(episode)
             return
         if self.method in EXPERIENCE_METHODS and episode is not None:
             self._share_experience(episode)
@@ -188,6 +201,15 @@ class Agent:
                                      float16=self.cfg.comms.float16)
                 self._send(msg, score)
 
+    def _feed_learner(self, episode: dict[str, np.ndarray]) -> None:
+        """Every step of the episode to the learner, in disjoint chunks (the last may be short)."""
+        length, t = len(episode["action"]), self.cfg.share.chunk_len
+        for start in range(0, length, t):
+            chunk = {k: v[start:start + t] for k, v in episode.items()}
+            self._send(experience_msg(chunk, sender=self.agent_id, seq=self._next_seq(),
+                                      step=self.counters["env_steps"], score=0.0,
+                                      float16=self.cfg.comms.float16), 0.0)
+
     def _share_rollouts(self, traj: Trajectory) -> None:
         scores = self.learner.ac.critic_losses(traj)  # (N,)
         chosen = [i for i, s in enumerate(scores) if self.rollout_gate.decide(float(s))]
@@ -218,7 +240,8 @@ class Agent:
         if self.transport is None:
             return 0
         stored = 0
-        handlers = {ExperienceMsg: self._on_experience, RolloutMsg: self._on_rollout}
+        handlers = {ExperienceMsg: self._on_experience, RolloutMsg: self._on_rollout,
+                    ParamsMsg: self._on_params}
         for msg in self.transport.poll(0):
             handler = handlers.get(type(msg))
             if handler is None:
@@ -240,6 +263,13 @@ class Agent:
         if self.method not in EXPERIENCE_METHODS:
             return False
         self.learner.shared.add_chunk(**experience_from_msg(msg, self.spec))
+        return True
+
+    def _on_params(self, msg: ParamsMsg) -> bool:
+        if not self.feed_learner or msg.update <= self.params_update:
+            return False  # not ours to use, or stale
+        load_acting_params(msg, self.learner.wm, self.learner.ac.actor)
+        self.params_update = msg.update
         return True
 
     def _on_rollout(self, msg: RolloutMsg) -> bool:
@@ -272,6 +302,7 @@ class Agent:
         self.learner.replay.save(d / _REPLAY_FILE)
         self.learner.shared.save(d / _SHARED_FILE)
         state = {"agent_id": self.agent_id, "counters": dict(self.counters), "seq": self._seq,
+                 "params_update": self.params_update,
                  "rng": self.rng.bit_generator.state,
                  "scorer": {k: _stats_state(s) for k, s in self.scorer.stats.items()},
                  "gates": {name: {"decisions": g.decisions, "shared": g.shared,
@@ -287,6 +318,7 @@ class Agent:
         state = json.loads((d / _STATE_FILE).read_text())
         self.counters = Counter(state["counters"])
         self._seq = int(state["seq"])
+        self.params_update = int(state.get("params_update", -1))
         self.rng.bit_generator.state = state["rng"]
         for key, stats in self.scorer.stats.items():
             _load_stats(stats, state["scorer"][key])

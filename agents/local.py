@@ -26,7 +26,7 @@ import torch
 
 from agents.agent import Agent
 from agents.learner import DreamerLearner
-from comms.budget import parse_budget
+from agents.wire import link_budget
 from comms.transport import InProcHub, InProcTransport
 from dwm_net.config import Config, replace
 from dwm_net.envs import make_env
@@ -43,7 +43,7 @@ def env_spec(env: Any) -> EnvSpec:
 def make_transports(cfg: Config, n_agents: int, hub: InProcHub) -> list[InProcTransport]:
     """One transport per agent on ``hub``, each with the configured byte budget and queue."""
     c = cfg.comms
-    budget = parse_budget(c.budget, None if c.budget == "unlimited" else c.burst_bytes)
+    budget = link_budget(c)
     return [InProcTransport(hub, i, budget, heartbeat_s=c.heartbeat_s, heartbeat_misses=c.heartbeat_misses,
                             max_items=c.queue_size, max_age_s=c.max_age_s) for i in range(n_agents)]
 
@@ -57,8 +57,10 @@ def make_agents(cfg: Config, spec: EnvSpec, transports: list[InProcTransport], s
             for i, transport in enumerate(transports)]
 
 
-def play_episode(env: Any, agents: list[Agent], greedy: bool = False) -> tuple[float, bool, int]:
-    """One lockstep episode, recorded by every agent: (team return, battle won, env steps)."""
+def play_episode(env: Any, agents: list[Agent], greedy: bool = False,
+                 record: bool = True) -> tuple[float, bool, int]:
+    """One lockstep episode, recorded by every agent unless ``record`` is False (evaluation):
+    (team return, battle won, env steps)."""
     env.reset()
     for a in agents:
         a.reset_episode()
@@ -69,11 +71,13 @@ def play_episode(env: Any, agents: list[Agent], greedy: bool = False) -> tuple[f
         reward, terminated, info = env.step(actions)
         # The episode limit ends the episode without being a terminal state of the task.
         term = terminated and not info.get("episode_limit", False)
-        for a, action in zip(agents, actions):
-            a.record(obs[a.agent_id], action, reward, term, avail[a.agent_id], first=t == 0)
+        if record:
+            for a, action in zip(agents, actions):
+                a.record(obs[a.agent_id], action, reward, term, avail[a.agent_id], first=t == 0)
         ret, won, t = ret + reward, bool(info.get("battle_won", False)), t + 1
-    for a in agents:
-        a.end_episode()
+    if record:
+        for a in agents:
+            a.end_episode()
     return ret, won, t
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 
+from comms.budget import Budget, parse_budget
 from comms.compact import compact_experience, pack_actions, pack_bits, to_wire_float, unpack_bits
-from comms.messages import ExperienceMsg, RolloutMsg
-from dwm_net.config import ModelConfig
+from comms.messages import ExperienceMsg, ParamsMsg, RolloutMsg
+from dwm_net.config import CommsConfig, ModelConfig
 from dwm_net.learning.types import EnvSpec
 
 
@@ -51,6 +53,11 @@ def _finite(name: str, x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float32)
     _check(bool(np.all(np.isfinite(x))), "nonfinite", f"{name} holds inf or NaN")
     return x
+
+
+def link_budget(c: CommsConfig) -> Budget:
+    """The byte budget of an agent's outgoing link, from the config's comms section."""
+    return parse_budget(c.budget, None if c.budget == "unlimited" else c.burst_bytes)
 
 
 # --- experience ---------------------------------------------------------------------------------
@@ -117,4 +124,35 @@ def rollout_from_msg(msg: RolloutMsg, spec: EnvSpec, model: ModelConfig,
             "discount": _finite("discounts", msg.discounts)}
 
 
-__all__ = ["WireError", "experience_msg", "experience_from_msg", "rollout_msg", "rollout_from_msg"]
+# --- parameters (centralized) -----------------------------------------------------------------
+
+# What an acting agent runs: the posterior path of the RSSM (act_step) and the actor. The prior,
+# decoder, predictors and critic stay with the learner, so they never cost bytes.
+ACTING_WM_MODULES = ("encoder", "rnn_in", "rnn", "post_net")
+
+
+def acting_params(wm: torch.nn.Module, actor: torch.nn.Module) -> dict[str, np.ndarray]:
+    """Named float32 arrays of the acting networks: ``wm.<name>`` and ``actor.<name>``."""
+    out = {f"wm.{k}": v.detach().cpu().numpy() for k, v in wm.state_dict().items()
+           if k.split(".")[0] in ACTING_WM_MODULES}
+    out.update({f"actor.{k}": v.detach().cpu().numpy() for k, v in actor.state_dict().items()})
+    return out
+
+
+def load_acting_params(msg: ParamsMsg, wm: torch.nn.Module, actor: torch.nn.Module) -> None:
+    """Copy a `ParamsMsg` into the acting networks; `WireError` unless every name and shape
+    matches exactly (nothing is loaded then)."""
+    targets = {f"wm.{k}": v for k, v in wm.state_dict().items() if k.split(".")[0] in ACTING_WM_MODULES}
+    targets.update({f"actor.{k}": v for k, v in actor.state_dict().items()})
+    _check(set(msg.arrays) == set(targets), "spec",
+           f"params names differ ({len(msg.arrays)} arrays, expected {len(targets)})")
+    for name, target in targets.items():
+        value = msg.arrays[name]
+        _check(tuple(value.shape) == tuple(target.shape), "shape", f"{name} {value.shape}")
+        _finite(name, value)
+    with torch.no_grad():
+        for name, target in targets.items():
+            target.copy_(torch.as_tensor(msg.arrays[name].astype(np.float32)))
+
+
+__all__ = ["WireError", "link_budget", "acting_params", "load_acting_params", "experience_msg", "experience_from_msg", "rollout_msg", "rollout_from_msg"]

@@ -119,17 +119,21 @@ class SpecMsg(Message):
 
 @message
 class StepMsg(Message):
-    """env host -> agent i each env step (header `step`): agent i's own view only."""
+    """env host -> agent i each env step (header `step`): agent i's own view only.
+
+    Agent i answers with an `ActionMsg` unless `terminated` or `truncated` is set."""
 
     KIND: ClassVar[str] = "step"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     obs: np.ndarray = array("f", "(D,)")
     avail: np.ndarray = array("bu", "(A,)")  # available actions, bool or 0/1 uint8
-    reward: float  # team reward
-    terminated: bool
-    truncated: bool
+    reward: float  # team reward of the transition that led here (0 at t = 0)
+    terminated: bool  # that transition ended the task (win, loss): no action is due
+    truncated: bool  # the episode hit its time limit: no action is due
     episode: int
+    t: int = 0  # v2: step within the episode; 0 starts a new one (reset the recurrent state)
+    greedy: bool = False  # v2: an evaluation episode: act greedily, record and train nothing
 
 
 @message

@@ -26,15 +26,25 @@ Values = dict[str, float | int | str]
 
 
 class MetricsPublisher(OwnedSocket):
-    """A PUB socket bound at `bind`; `publish` is rate-limited per sender."""
+    """A PUB socket bound at `bind`, or connected to a collector's SUB at `connect` (how the
+    launcher gathers every process's metrics on one socket); `publish` is rate-limited per
+    sender."""
 
-    def __init__(self, bind: str, *, min_interval_s: float = 0.5,
-                 ctx: zmq.Context | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(self, bind: str | None = None, *, connect: str | None = None,
+                 min_interval_s: float = 0.5, ctx: zmq.Context | None = None,
+                 clock: Clock = time.monotonic) -> None:
+        if (bind is None) == (connect is None):
+            raise ValueError("MetricsPublisher needs exactly one of bind and connect")
         self.min_interval_s = min_interval_s
         self._clock = clock
         super().__init__(zmq.PUB, ctx)
-        self._sock.bind(bind)
-        self.bound_endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        if bind is not None:
+            self._sock.bind(bind)
+            self.bound_endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        else:
+            assert connect is not None
+            self._sock.connect(connect)
+            self.bound_endpoint = connect
         self._last_sent: dict[int, float] = {}
         self._pending: dict[int, Values] = {}
         self._seq: dict[int, int] = {}
@@ -70,14 +80,20 @@ class MetricsPublisher(OwnedSocket):
 
 
 class MetricsSubscriber(OwnedSocket):
-    """A SUB socket connected to every publisher endpoint; non-metrics input is counted."""
+    """A SUB socket connected to every publisher endpoint, or bound at `bind` for publishers
+    that connect; non-metrics input is counted."""
 
-    def __init__(self, connect_endpoints: Iterable[str], ctx: zmq.Context | None = None) -> None:
+    def __init__(self, connect_endpoints: Iterable[str] = (), ctx: zmq.Context | None = None, *,
+                 bind: str | None = None) -> None:
         super().__init__(zmq.SUB, ctx)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         for endpoint in connect_endpoints:
             self._sock.connect(endpoint)
+        self.bound_endpoint: str | None = None
+        if bind is not None:  # the collector end: publishers connect to it
+            self._sock.bind(bind)
+            self.bound_endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._rejects = RejectLog("metrics subscriber", log)
 
     @property

@@ -9,6 +9,12 @@ listing all peers' endpoints. Ids are matched to the latest registering socket:
 
 After the spec went out, `serve_restarts` answers restarted agents at once with the current
 spec and reports whose endpoint changed (so the caller can tell the other peers).
+
+The same ROUTER then carries the env host's lockstep traffic (`send` to one member, `recv` from
+any): it is the control channel, and `ControlClient` is its agent end (one DEALER that registers
+and then exchanges step/action messages). Registrations arriving during `recv` are restarts:
+answered at once and reported by `restarts()`. Members beyond agents 0..n-1 (the centralized
+learner, `extra_members`) register the same way and appear in the spec's peers.
 """
 from __future__ import annotations
 
@@ -16,15 +22,16 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Collection
 
 import zmq
 
 from comms.codec import decode, encode
-from comms.messages import ENV_HOST, MalformedMessage, RegisterMsg, SpecMsg
+from comms.messages import ENV_HOST, MalformedMessage, Message, RegisterMsg, SpecMsg
 from comms.sockets import OwnedSocket
 from comms.transport import CurveSetup, RejectLog
 
-__all__ = ["RendezvousServer", "register"]
+__all__ = ["ControlClient", "RendezvousServer", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +44,12 @@ class RendezvousServer(OwnedSocket):
     """
 
     def __init__(self, bind: str, n_agents: int, spec_fields: dict, *,
-                 ctx: zmq.Context | None = None, curve: CurveSetup | None = None) -> None:
+                 ctx: zmq.Context | None = None, curve: CurveSetup | None = None,
+                 extra_members: Collection[int] = ()) -> None:
         if n_agents < 1:
             raise ValueError(f"n_agents must be >= 1, got {n_agents}")
         self.n_agents = n_agents
+        self.members = frozenset(range(n_agents)) | frozenset(extra_members)
         self._spec_fields = dict(spec_fields)
         self._spec(peers={}, keys={})  # fail now, not after every agent registered
         super().__init__(zmq.ROUTER, ctx)
@@ -49,6 +58,8 @@ class RendezvousServer(OwnedSocket):
         self._sock.bind(bind)
         self.bound_endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._regs: dict[int, tuple[bytes, RegisterMsg]] = {}  # id -> (reply address, msg)
+        self._by_address: dict[bytes, int] = {}
+        self._restarts: list[int] = []
         self._spec_sent = False
         self._rejects = RejectLog("rendezvous", log)
         self.replaced = 0  # registrations that replaced an earlier one (restarts)
@@ -67,10 +78,10 @@ class RendezvousServer(OwnedSocket):
         Raises TimeoutError naming the missing ids if they do not all register in time.
         """
         deadline = time.monotonic() + timeout_s
-        while len(self._regs) < self.n_agents:
+        while len(self._regs) < len(self.members):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                missing = sorted(set(range(self.n_agents)) - set(self._regs))
+                missing = sorted(self.members - set(self._regs))
                 raise TimeoutError(f"rendezvous at {self.bound_endpoint}: agents {missing} "
                                    f"did not register within {timeout_s:g} s")
             if self._sock.poll(timeout=max(1, int(remaining * 1000))):
@@ -97,6 +108,67 @@ class RendezvousServer(OwnedSocket):
                 self._reply(address, self._current_spec())
         return changed
 
+    # --- the control channel (after `serve`) -------------------------------------------------
+
+    @property
+    def socket(self) -> zmq.Socket:
+        """The ROUTER, for a caller's `zmq.Poller` (read it only through `recv`)."""
+        return self._sock
+
+    def send(self, member: int, msg: Message) -> bool:
+        """Send `msg` to a registered member; False if it never registered."""
+        reg = self._regs.get(member)
+        if reg is None:
+            return False
+        self._reply(reg[0], msg)
+        return True
+
+    def recv(self, timeout_s: float) -> tuple[int, Message] | None:
+        """The next message from a registered member as (member id, msg), waiting up to
+        `timeout_s`; None when nothing came. Registrations in between are restarts: answered
+        with the current spec and reported by `restarts()`. Bad input is counted, never raised."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if not self._sock.poll(timeout=max(0, int(remaining * 1000))):
+                return None
+            got = self._read_one()
+            if got is not None:
+                return got
+
+    def restarts(self) -> list[int]:
+        """Members that registered again since the last call (their spec has been sent)."""
+        out, self._restarts = self._restarts, []
+        return out
+
+    def current_spec(self) -> SpecMsg:
+        return self._current_spec()
+
+    def _read_one(self) -> tuple[int, Message] | None:
+        frames = self._sock.recv_multipart(zmq.NOBLOCK)
+        address, body = frames[0], frames[1:]
+        try:
+            msg = decode(body)
+        except MalformedMessage as e:
+            self._rejects.reject("malformed", str(e))
+            return None
+        if isinstance(msg, RegisterMsg):
+            member = self._register(address, msg)
+            if member is not None and self._spec_sent:
+                self._restarts.append(member)
+                self._reply(address, self._current_spec())
+            return None
+        member = self._by_address.get(address)
+        if member is None:
+            self._rejects.reject("unregistered", f"{msg.KIND} from a socket that never registered")
+            return None
+        if msg.sender != member:
+            self._rejects.reject("sender", f"{msg.KIND} claims sender {msg.sender} from member {member}")
+            return None
+        return member, msg
+
+    # --- registration ---------------------------------------------------------------------------
+
     def _receive_one(self) -> int | None:
         """Read one registration; returns the id it (re)registered, None if rejected."""
         frames = self._sock.recv_multipart(zmq.NOBLOCK)
@@ -109,9 +181,12 @@ class RendezvousServer(OwnedSocket):
         if not isinstance(msg, RegisterMsg):
             self._rejects.reject("kind", f"expected register, got {msg.KIND}")
             return None
-        if not 0 <= msg.agent_id < self.n_agents:
-            self._rejects.reject("out_of_range", f"agent id {msg.agent_id} not in "
-                                                 f"0..{self.n_agents - 1}")
+        return self._register(address, msg)
+
+    def _register(self, address: bytes, msg: RegisterMsg) -> int | None:
+        if msg.agent_id not in self.members:
+            self._rejects.reject("out_of_range", f"member id {msg.agent_id} not in "
+                                                 f"{sorted(self.members)}")
             return None
         previous = self._regs.get(msg.agent_id)
         if previous is not None and previous[0] == address:
@@ -121,7 +196,10 @@ class RendezvousServer(OwnedSocket):
             self.replaced += 1
             log.info("rendezvous: agent %d registered again (restart): %s -> %s",
                      msg.agent_id, previous[1].endpoint, msg.endpoint)
+        if previous is not None:
+            self._by_address.pop(previous[0], None)
         self._regs[msg.agent_id] = (address, msg)
+        self._by_address[address] = msg.agent_id
         return msg.agent_id
 
     def _current_spec(self) -> SpecMsg:
@@ -138,42 +216,86 @@ class RendezvousServer(OwnedSocket):
         self._sock.send_multipart([address, *encode(spec)])
 
 
+class ControlClient(OwnedSocket):
+    """A member's end of the control channel: one DEALER to the env host's ROUTER.
+
+    `register` sends the registration and waits for the spec; afterwards `send` and `poll`
+    carry the lockstep messages. The server may start later: the DEALER holds the
+    registration until it connects.
+    """
+
+    def __init__(self, connect: str, member_id: int, *, ctx: zmq.Context | None = None,
+                 curve: CurveSetup | None = None) -> None:
+        super().__init__(zmq.DEALER, ctx)
+        self.connect_endpoint = connect
+        self.member_id = member_id
+        self._rejects = RejectLog(f"control (member {member_id})", log)
+        self._backlog: list[Message] = []  # received with the spec, not yet taken
+        try:
+            if curve is not None:
+                curve.apply_client(self._sock, ENV_HOST)
+            self._sock.connect(connect)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def socket(self) -> zmq.Socket:
+        """The DEALER, for a caller's `zmq.Poller` (read it only through `poll`)."""
+        return self._sock
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        return dict(self._rejects.counts)
+
+    def register(self, pub_endpoint: str, *, timeout_s: float,
+                 public_key: str | None = None) -> SpecMsg:
+        """Register `pub_endpoint`; returns the spec. Raises TimeoutError (one line, naming the
+        endpoint) if none arrives within `timeout_s`. Other messages before the spec are
+        counted and dropped; those after it are kept for `poll`."""
+        msg = RegisterMsg(sender=self.member_id, agent_id=self.member_id, endpoint=pub_endpoint,
+                          public_key=public_key,
+                          host={"hostname": socket.gethostname(), "pid": os.getpid()})
+        self.send(msg)
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            replies = self.poll(remaining)
+            for i, reply in enumerate(replies):
+                if isinstance(reply, SpecMsg):
+                    # What came with the spec (the first step) is the caller's: keep it.
+                    self._backlog.extend(replies[i + 1:])
+                    return reply
+                self._rejects.reject("kind", f"expected spec, got {reply.KIND}")
+        raise TimeoutError(f"member {self.member_id}: no spec from the env host at "
+                           f"{self.connect_endpoint} within {timeout_s:g} s")
+
+    def send(self, msg: Message) -> None:
+        # A DEALER queues while disconnected (up to its HWM), so this does not block in practice.
+        self._sock.send_multipart(encode(msg))
+
+    def poll(self, timeout_s: float) -> list[Message]:
+        """Wait up to `timeout_s` for the first message, then take all already there."""
+        out, self._backlog = self._backlog, []
+        if not self._sock.poll(timeout=0 if out else max(0, int(timeout_s * 1000))):
+            return out
+        while True:
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            try:
+                out.append(decode(frames))
+            except MalformedMessage as e:
+                self._rejects.reject("malformed", str(e))
+
+
 def register(connect: str, agent_id: int, pub_endpoint: str, *, timeout_s: float,
              ctx: zmq.Context | None = None, public_key: str | None = None,
              curve: CurveSetup | None = None) -> SpecMsg:
-    """Register with the rendezvous server at `connect`; returns the spec it answers with.
-
-    The server may start later: the DEALER holds the registration until it connects.
-    Raises TimeoutError (one line, naming the endpoint) if no spec arrives within `timeout_s`.
-    """
-    own_ctx = ctx is None
-    ctx = zmq.Context() if ctx is None else ctx
-    sock = ctx.socket(zmq.DEALER)
-    rejects = RejectLog(f"register (agent {agent_id})", log)
+    """Register with the rendezvous server at `connect` and return the spec (one-shot
+    `ControlClient`). Raises TimeoutError if no spec arrives within `timeout_s`."""
+    client = ControlClient(connect, agent_id, ctx=ctx, curve=curve)
     try:
-        sock.setsockopt(zmq.LINGER, 0)
-        if curve is not None:
-            curve.apply_client(sock, ENV_HOST)
-        sock.connect(connect)
-        msg = RegisterMsg(sender=agent_id, agent_id=agent_id, endpoint=pub_endpoint,
-                          public_key=public_key,
-                          host={"hostname": socket.gethostname(), "pid": os.getpid()})
-        sock.send_multipart(encode(msg))
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not sock.poll(timeout=max(1, int(remaining * 1000))):
-                continue
-            try:
-                reply = decode(sock.recv_multipart(zmq.NOBLOCK))
-            except MalformedMessage as e:
-                rejects.reject("malformed", str(e))
-                continue
-            if isinstance(reply, SpecMsg):
-                return reply
-            rejects.reject("kind", f"expected spec, got {reply.KIND}")
-        raise TimeoutError(f"agent {agent_id}: no spec from the rendezvous at {connect} "
-                           f"within {timeout_s:g} s")
+        return client.register(pub_endpoint, timeout_s=timeout_s, public_key=public_key)
     finally:
-        sock.close(linger=0)
-        if own_ctx:
-            ctx.term()
+        client.close()

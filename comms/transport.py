@@ -166,6 +166,7 @@ class _Core:
         self._peers: dict[int, _Peer] = {}
         self._events: list[tuple[str, int]] = []
         self._received: Counter[str] = Counter()
+        self._received_bytes: Counter[str] = Counter()  # wire bytes of accepted messages, by kind
         self._rejects = RejectLog(f"transport {agent_id}", log)
         self._closed = False
 
@@ -202,6 +203,7 @@ class _Core:
         return {
             **queue,
             "received": dict(self._received),
+            "received_bytes": dict(self._received_bytes),
             "rejected": dict(self._rejects.counts),
             "hwm_drops": queue["dropped"]["hwm"] + self._heartbeats["dropped"],
             "heartbeats": {k: self._heartbeats[k] for k in ("sent", "dropped", "received")},
@@ -250,6 +252,7 @@ class _Core:
             self._rejects.reject("own_id", f"{msg.KIND} claims our own sender id")
             return None
         self._received[msg.KIND] += 1
+        self._received_bytes[msg.KIND] += sum(len(f) for f in frames)
         peer = self._peers.get(msg.sender)
         now = self._clock()
         if peer is None:

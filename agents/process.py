@@ -1,0 +1,354 @@
+"""The agent process: one decentralized agent over ZeroMQ, driven by the env host's lockstep.
+
+It starts from (config, agent id, env host endpoint, run dir) alone:
+
+1. bind its peer-mesh XPUB (`ZmqTransport`), register that endpoint with the env host over the
+   control channel (`ControlClient`), get the `SpecMsg` (env sizes and every peer's endpoint);
+2. build its `Agent` (own networks, replay, gates, seed) and load its latest checkpoint from
+   ``<run_dir>/checkpoints/agent-<i>/`` if there is one (a restart or ``--resume``);
+3. loop on the control channel: each `StepMsg` is recorded against the previous action and
+   answered with an `ActionMsg`; an episode's last step (terminated or truncated) stores the
+   episode, runs the training round and offers what is new to the gates (`Agent.share`);
+   between messages it pumps the transport and takes in peers' messages (`Agent.receive`);
+   a `SpecMsg` later on means a peer restarted (reconnect); `StopMsg` ends the run.
+
+Records: ``agent-<i>.jsonl`` (one line per training episode), ``ledger-<i>.jsonl`` (every byte
+sent or dropped), checkpoints every ``run.checkpoint_every`` env steps and at the end, and
+rate-limited metrics to the launcher's collector when one is given.
+
+SIGTERM/SIGINT: stop at the next message boundary, checkpoint, exit 0. A signal that arrives
+during a training round aborts the round and skips the final checkpoint (the round may have
+half-updated the networks), so the last complete checkpoint stays the one to resume from.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zmq
+
+from agents.agent import Agent
+from agents.checkpoints import latest_checkpoint, save_checkpoint
+from agents.wire import link_budget
+from comms.ledger import Ledger
+from comms.messages import ActionMsg, Message, SpecMsg, StepMsg, StopMsg
+from comms.metrics import MetricsPublisher
+from comms.rendezvous import ControlClient
+from comms.security import CurveSetup, KeyRing
+from comms.transport import ZmqTransport
+from dwm_net.config import Config
+from dwm_net.learning.types import EnvSpec
+from dwm_net.runlog import JsonlWriter, now
+from dwm_net.seeding import derive_seed, seed_everything
+
+log = logging.getLogger(__name__)
+
+# How long the loop waits for the env host before it services the transport again (seconds):
+# bounds the delay of heartbeats and of taking in peers' messages.
+LOOP_TICK_S = 0.05
+
+
+class Interrupted(Exception):
+    """A stop signal arrived during a training round."""
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; raises `Interrupted` at once while a training round runs."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self.reason = ""
+        self._in_round = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.set, self.reason = True, signal.Signals(signum).name
+        if self._in_round:
+            self._in_round = False
+            raise Interrupted(self.reason)
+
+    @contextmanager
+    def training(self) -> Iterator[None]:
+        self._in_round = True
+        try:
+            yield
+        finally:
+            self._in_round = False
+
+
+@dataclass(frozen=True)
+class AgentArgs:
+    cfg: Config
+    agent_id: int
+    connect: str  # env host control endpoint, e.g. tcp://10.0.0.1:5555
+    run_dir: Path
+    bind: str = "tcp://127.0.0.1:*"  # this agent's peer-mesh XPUB
+    advertise: str | None = None  # endpoint peers connect to; default: the bound one
+    metrics: str | None = None  # the launcher's metrics collector, if any
+    keys: Path | None = None  # CURVE key directory (comms.security); None: plain tcp
+    register_timeout_s: float = 120.0
+    host_timeout_s: float = 900.0  # give up when the env host is silent this long
+
+
+def agent_dir(run_dir: Path, agent_id: int) -> Path:
+    return run_dir / "checkpoints" / f"agent-{agent_id}"
+
+
+class AgentProcess:
+    """Owns the sockets, the `Agent` and the run-dir records of one agent process."""
+
+    def __init__(self, args: AgentArgs, stop: StopFlag) -> None:
+        self.args, self.stop = args, stop
+        self.cfg = cfg = args.cfg
+        self.id = args.agent_id
+        self.ctx = zmq.Context()
+        self.curve: CurveSetup | None = None
+        self.transport: ZmqTransport | None = None
+        self.control: ControlClient | None = None
+        self.metrics_pub: MetricsPublisher | None = None
+        self.agent: Agent | None = None
+        self.records: JsonlWriter | None = None
+        self.ledger: Ledger | None = None
+        self._pending: tuple[np.ndarray, np.ndarray, int, bool] | None = None  # obs, avail, a, first
+        self._episode = -1
+        self._last_checkpoint_step = 0
+        self._budget_mark: tuple[float, int, int] | None = None  # (time, env steps, sent bytes)
+        self.budget = link_budget(cfg.comms)
+        self.checkpoints = agent_dir(args.run_dir, self.id)
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def start(self) -> SpecMsg:
+        a, cfg = self.args, self.cfg
+        public_key = None
+        if a.keys is not None:
+            keyring = KeyRing.load(a.keys, f"agent-{self.id}")
+            self.curve = CurveSetup(keyring, self.ctx)
+            public_key = keyring.public_key.decode()
+        self.ledger = Ledger(a.run_dir / f"ledger-{self.id}.jsonl")
+        self.transport = ZmqTransport(
+            self.id, a.bind, {}, self.budget, ctx=self.ctx,
+            ledger=self.ledger, curve=self.curve,
+            heartbeat_s=cfg.comms.heartbeat_s, heartbeat_misses=cfg.comms.heartbeat_misses,
+            max_items=cfg.comms.queue_size, max_age_s=cfg.comms.max_age_s)
+        endpoint = a.advertise or self.transport.bound_endpoint
+        self.control = ControlClient(a.connect, self.id, ctx=self.ctx, curve=self.curve)
+        spec = self.control.register(endpoint, timeout_s=a.register_timeout_s, public_key=public_key)
+        if spec.scenario != cfg.env.scenario:
+            raise RuntimeError(f"agent {self.id}: the env host runs {spec.scenario}, this agent's "
+                               f"config says {cfg.env.scenario}; start both with the same --scenario")
+        env_spec = EnvSpec(obs_dim=spec.obs_dim, n_actions=spec.n_actions, n_agents=spec.n_agents,
+                           episode_limit=spec.episode_limit)
+        seed = cfg.run.seed
+        seed_everything(derive_seed(seed, self.id, "process"))
+        self.agent = Agent(cfg, self.id, env_spec, self.transport, seed=derive_seed(seed, self.id),
+                           init_seed=derive_seed(seed, 0, "init"),
+                           feed_learner=cfg.share.method == "centralized")
+        folder = latest_checkpoint(self.checkpoints)
+        if folder is not None:
+            self.agent.load(folder)
+            self._last_checkpoint_step = self.agent.counters["env_steps"]
+            log.info("agent %d: resumed from %s (%d env steps)", self.id, folder,
+                     self._last_checkpoint_step)
+        self._connect_peers(spec)
+        if a.metrics is not None:
+            self.metrics_pub = MetricsPublisher(connect=a.metrics, ctx=self.ctx)
+        self.records = JsonlWriter(a.run_dir / f"agent-{self.id}.jsonl")
+        return spec
+
+    def _connect_peers(self, spec: SpecMsg) -> None:
+        assert self.transport is not None
+        peers = {int(k): v for k, v in spec.peers.items() if int(k) != self.id}
+        self.transport.connect_peers(peers)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve the env host until `StopMsg` or a stop signal; returns the exit code."""
+        assert self.control is not None and self.transport is not None and self.agent is not None
+        last_heard = time.monotonic()
+        interrupted = False
+        try:
+            while not self.stop.set:
+                messages = self.control.poll(LOOP_TICK_S)
+                if messages:
+                    last_heard = time.monotonic()
+                for msg in messages:
+                    if not self._handle(msg):
+                        return self._finish(checkpoint=True)
+                self._service()
+                if time.monotonic() - last_heard > self.args.host_timeout_s:
+                    log.error("agent %d: no message from the env host at %s for %.0f s; stopping "
+                              "(restart with the same run dir to resume)", self.id,
+                              self.args.connect, self.args.host_timeout_s)
+                    self._finish(checkpoint=True)
+                    return 1
+        except Interrupted:
+            interrupted = True
+        log.info("agent %d: stopping on %s", self.id, self.stop.reason or "signal")
+        return self._finish(checkpoint=not interrupted)
+
+    def _service(self) -> None:
+        """Between env-host messages: send what is queued, take in what peers sent."""
+        assert self.transport is not None and self.agent is not None
+        self.transport.pump()
+        self.agent.receive()
+        for event, peer in self.transport.events():
+            log.info("agent %d: peer %d %s", self.id, peer, event)
+        self._publish()
+
+    def _handle(self, msg: Message) -> bool:
+        """Act on one control message; False when the run is over."""
+        if isinstance(msg, StepMsg):
+            self._on_step(msg)
+        elif isinstance(msg, SpecMsg):
+            self._connect_peers(msg)  # a peer restarted with a new endpoint
+        elif isinstance(msg, StopMsg):
+            log.info("agent %d: the env host ended the run (%s)", self.id, msg.reason)
+            return False
+        else:
+            log.warning("agent %d: ignored a %s message on the control channel", self.id, msg.KIND)
+        return True
+
+    def _on_step(self, msg: StepMsg) -> None:
+        agent, control = self.agent, self.control
+        assert agent is not None and control is not None and self.transport is not None
+        if msg.t == 0 or msg.episode != self._episode:
+            # A new episode, or the first message after a restart mid-episode: start afresh.
+            agent.reset_episode()
+            self._pending, self._episode = None, msg.episode
+        if self._pending is not None and not msg.greedy:
+            obs, avail, action, first = self._pending
+            agent.record(obs, action, msg.reward, msg.terminated, avail, first)
+            self.transport.advance_steps(1)
+        if msg.terminated or msg.truncated:
+            self._pending = None
+            if msg.greedy:
+                agent.reset_episode()
+            else:
+                self._end_episode()
+            return
+        action = agent.act(msg.obs, msg.avail, greedy=msg.greedy)
+        self._pending = (msg.obs, msg.avail, action, self._pending is None)
+        control.send(ActionMsg(sender=self.id, seq=msg.seq, step=msg.step, action=action))
+
+    def _end_episode(self) -> None:
+        agent = self.agent
+        assert agent is not None and self.records is not None
+        agent.end_episode()
+        t0 = time.perf_counter()
+        with self.stop.training():
+            losses = agent.train_round()
+        train_s = time.perf_counter() - t0
+        agent.share()
+        self._service()
+        self.records.write({"time": now(), **self.snapshot(), "train_s": train_s, **losses})
+        every = self.cfg.run.checkpoint_every
+        steps = agent.counters["env_steps"]
+        if every and steps // every > self._last_checkpoint_step // every:
+            self.checkpoint()
+
+    # --- records --------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Flat metrics: the agent's counters and losses plus this link's bytes and drops."""
+        assert self.agent is not None and self.transport is not None
+        stats = self.transport.stats()
+        out: dict[str, Any] = {"agent": self.id, **self.agent.metrics()}
+        out["sent_bytes"] = stats["sent_bytes"]
+        for kind, k in stats["by_kind"].items():
+            out[f"sent_bytes/{kind}"] = k["sent_bytes"]
+        out["recv_bytes"] = sum(stats["received_bytes"].values())
+        for kind, nbytes in stats["received_bytes"].items():
+            out[f"recv_bytes/{kind}"] = nbytes
+        out["drops"] = sum(stats["dropped"].values())
+        for reason, n in stats["dropped"].items():
+            if n:
+                out[f"drops/{reason}"] = n
+        out["rejected"] = sum(stats["rejected"].values()) + sum(
+            v for k, v in self.agent.counters.items() if k.startswith("rejected/"))
+        peers = stats["peers"]
+        alive = sum(state != "lost" for state in peers.values())
+        out["peers"] = f"{alive}/{len(peers)} " + ("lost" if alive < len(peers) else "alive")
+        out["queued"] = stats["queued"]
+        use = self._budget_use(stats["sent_bytes"])
+        if use is not None:
+            out["budget_use"] = use
+        return out
+
+    def _budget_use(self, sent: int) -> float | None:
+        """Fraction of the byte allowance used since the last reading (None: unlimited)."""
+        b = self.budget
+        if b.rate is None or self.agent is None:
+            return None
+        mark = (time.monotonic(), self.agent.counters["env_steps"], sent)
+        prev, self._budget_mark = self._budget_mark, mark
+        if prev is None:
+            return None
+        allowance = b.rate * ((mark[0] - prev[0]) if b.per == "s" else (mark[1] - prev[1]))
+        return min(1.0, (mark[2] - prev[2]) / allowance) if allowance > 0 else None
+
+    def _publish(self) -> None:
+        if self.metrics_pub is None or self.agent is None:
+            return
+        last = getattr(self, "_last_publish", 0.0)
+        if time.monotonic() - last < self.metrics_pub.min_interval_s:
+            return  # building the snapshot is the costly part: skip it, not just the send
+        self._last_publish = time.monotonic()
+        values = {k: v for k, v in self.snapshot().items() if isinstance(v, (int, float, str))}
+        self.metrics_pub.publish(self.id, values, step=self.agent.counters["env_steps"])
+
+    def checkpoint(self) -> None:
+        agent = self.agent
+        assert agent is not None
+        steps = agent.counters["env_steps"]
+        save_checkpoint(self.checkpoints, steps, agent.save)
+        self._last_checkpoint_step = steps
+
+    def _finish(self, *, checkpoint: bool) -> int:
+        if checkpoint and self.agent is not None and self.agent.counters["env_steps"] > 0:
+            self.checkpoint()
+        if self.transport is not None:
+            self.transport.pump()  # a last chance for what is queued (linger is 0)
+        if self.metrics_pub is not None and self.agent is not None:
+            self.metrics_pub.publish(self.id, {k: v for k, v in self.snapshot().items()
+                                               if isinstance(v, (int, float, str))})
+            self.metrics_pub.flush()
+        return 0
+
+    def close(self) -> None:
+        for part in (self.records, self.metrics_pub, self.control, self.transport, self.ledger,
+                     self.curve):
+            if part is not None:
+                part.close()
+        self.ctx.term()
+
+
+def run_agent(args: AgentArgs) -> int:
+    """The agent process's main: returns its exit code (0: the run ended or was stopped)."""
+    torch.set_num_threads(1)
+    stop = StopFlag()
+    stop.install()
+    proc = AgentProcess(args, stop)
+    try:
+        proc.start()
+        return proc.run()
+    except Interrupted:
+        return 0
+    finally:
+        proc.close()
+
+
+__all__ = ["AgentArgs", "AgentProcess", "Interrupted", "StopFlag", "agent_dir", "run_agent"]

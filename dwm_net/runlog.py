@@ -1,0 +1,90 @@
+"""Run-directory records: append-only JSONL metrics and small atomic JSON state files.
+
+Every figure of a run is recomputed from these files, so they are written the safe way:
+JSONL is appended one whole line per `write` call (a crash can cut only the last line, which
+readers skip), and state files go through a temp file and `os.replace` (never half-written).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe scalars: numpy numbers become Python ones, inf/NaN become None."""
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class JsonlWriter:
+    """Appends one JSON object per line to `path` (created with its parent directories)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps({k: _clean(v) for k, v in record.items()}, separators=(",", ":"))
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSONL file; a cut or corrupt line (a crash mid-write) is skipped."""
+    p = Path(path)
+    if not p.exists():
+        return
+    with open(p, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Write `data` as JSON through a temp file in the same directory, fsync, rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def now() -> float:
+    """Wall-clock seconds since the epoch, the time base of every run-dir record."""
+    return time.time()
+
+
+__all__ = ["JsonlWriter", "now", "read_jsonl", "write_json_atomic"]

@@ -1,0 +1,272 @@
+"""`dwm-net launch`: start the env host, the agents (and the learner), supervise, show, stop.
+
+Every part is its own OS process (`python -m launch <role> ...`) talking ZeroMQ over tcp
+loopback, exactly as it would across machines. The launcher only:
+
+- writes the run directory's `config.json` and hands each child its path;
+- collects metrics (a SUB socket the children's PUB sockets connect to) for the live view;
+- supervises: a dead agent or learner is restarted from its last checkpoint (counted, shown);
+  one that dies more than `max_restarts` times stops the run with a message naming its log;
+- stops: on Ctrl-C / SIGTERM, every child gets SIGTERM (it checkpoints and exits) and whatever
+  is still alive after `STOP_GRACE_S` gets SIGKILL, so nothing outlives the launcher by more
+  than 5 s. Children run in their own session (a terminal's Ctrl-C reaches only the launcher,
+  which stops them in order) and get SIGTERM from the kernel if the launcher itself dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from comms.messages import ENV_HOST, LEARNER
+from comms.metrics import MetricsSubscriber
+from dwm_net.config import Config
+
+from .live import LiveView, RunInfo, RunState, plain_line, use_live
+from .rundir import CONFIG_FILE
+
+STOP_GRACE_S = 4.0  # SIGTERM -> SIGKILL: children get this long to checkpoint and exit
+DONE_GRACE_S = 60.0  # after the env host finished: agents get this long to save and exit
+PLAIN_EVERY_S = 10.0  # --no-live: one status line this often
+PARENT_ENV = "DWM_NET_PARENT_PID"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (the child binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Child:
+    role: str  # "env-host", "agent" or "learner"
+    member: int  # ENV_HOST, the agent id, or LEARNER
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    status: str = "starting"
+    log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.role if self.member < 0 else f"{self.role}-{self.member}"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_file is None:
+            self.log_file = open(self.log_path, "ab")  # noqa: SIM115 (held for the child's life)
+        env = {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        self.status = "running"
+
+    def poll(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+
+
+@dataclass(frozen=True)
+class LaunchArgs:
+    cfg: Config
+    run_dir: Path
+    n_agents: int
+    keys: Path | None = None
+    live: bool = True
+    max_restarts: int = 3
+    python: str = sys.executable
+
+
+class Launcher:
+    def __init__(self, args: LaunchArgs) -> None:
+        self.args = args
+        self.cfg = args.cfg
+        self.children: list[Child] = []
+        self.collector: MetricsSubscriber | None = None
+        self.stop_reason: str | None = None
+        self.state = RunState()
+        self.info = RunInfo(scenario=self.cfg.env.scenario, method=self.cfg.share.method,
+                            beta=self.cfg.share.beta, budget=self.cfg.comms.budget,
+                            seed=self.cfg.run.seed, preset=self.cfg.preset, n_agents=args.n_agents,
+                            steps=self.cfg.run.steps, run_dir=str(args.run_dir))
+
+    # --- children -------------------------------------------------------------------------------
+
+    def commands(self, control: str, metrics: str | None) -> list[tuple[str, int, list[str]]]:
+        """(role, member, argv) of every child, in start order."""
+        a = self.args
+        base = [a.python, "-m", "launch"]
+        common = ["--config", str(a.run_dir / CONFIG_FILE), "--run-dir", str(a.run_dir)]
+        if metrics is not None:
+            common += ["--metrics", metrics]
+        if a.keys is not None:
+            common += ["--keys", str(a.keys)]
+        out = [("env-host", ENV_HOST, [*base, "env-host", "--bind", control, *common])]
+        for i in range(a.n_agents):
+            out.append(("agent", i, [*base, "agent", "--id", str(i), "--connect", control, *common]))
+        if self.cfg.share.method == "centralized":
+            out.append(("learner", LEARNER, [*base, "learner", "--connect", control, *common]))
+        return out
+
+    def start(self) -> None:
+        self.collector = MetricsSubscriber(bind="tcp://127.0.0.1:*")
+        control = f"tcp://127.0.0.1:{free_port()}"
+        logs = self.args.run_dir / "logs"
+        for role, member, argv in self.commands(control, self.collector.bound_endpoint):
+            child = Child(role, member, argv, logs / f"{role}{'' if member < 0 else f'-{member}'}.log")
+            child.start()
+            self.children.append(child)
+            self.state.set_status(member, child.status)
+
+    def host(self) -> Child:
+        return self.children[0]
+
+    # --- supervision ----------------------------------------------------------------------------
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_reason = signal.Signals(signum).name
+
+    def run(self) -> int:
+        """Supervise until the env host ends the run or a stop is requested; exit code."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.request_stop)
+        self.start()
+        code = 0
+        view = LiveView(self.info, self.state) if self.args.live else None
+        last_plain = time.monotonic()
+        try:
+            if view is not None:
+                view.__enter__()
+            while self.stop_reason is None:
+                self._take_metrics(0.25)
+                outcome = self._check_children()
+                if outcome is not None:
+                    code = outcome
+                    break
+                now = time.monotonic()
+                if view is not None:
+                    view.refresh(now)
+                elif now - last_plain >= PLAIN_EVERY_S:
+                    last_plain = now
+                    print(plain_line(self.info, self.state, now), flush=True)
+        finally:
+            if view is not None:
+                view.refresh(time.monotonic(), force=True)
+                view.__exit__(None, None, None)
+        if self.stop_reason is not None and code == 0:
+            print(f"stopping on {self.stop_reason}: every process saves its state; resume with "
+                  f"`dwm-net launch --resume {self.args.run_dir}`", flush=True)
+            code = 130 if self.stop_reason == "SIGINT" else 143
+        self.shutdown()
+        print(plain_line(self.info, self.state, time.monotonic()), flush=True)
+        return code
+
+    def _take_metrics(self, timeout_s: float) -> None:
+        assert self.collector is not None
+        for msg in self.collector.poll(timeout_s):
+            self.state.update(msg.sender, msg.values)
+
+    def _check_children(self) -> int | None:
+        """Restart what died; an exit code when the run is over (0: done)."""
+        host = self.host()
+        code = host.poll()
+        if code is not None:
+            host.status = f"exited {code}"
+            self.state.set_status(ENV_HOST, host.status)
+            if code == 0:
+                self._wait_for_agents()
+                return 0
+            self.fail(f"the env host exited with code {code}; see {host.log_path}")
+            return 1
+        for child in self.children[1:]:
+            code = child.poll()
+            if code is None:
+                continue
+            if child.restarts >= self.args.max_restarts:
+                self.fail(f"{child.name} died {child.restarts + 1} times (last exit code {code}); "
+                          f"see {child.log_path}. The run dir is resumable with --resume.")
+                return 1
+            child.restarts += 1
+            child.start()  # it loads its last checkpoint and registers again
+            self.state.set_restarts(child.member, child.restarts)
+            self.state.set_status(child.member, f"restarted ({code})")
+        return None
+
+    def _wait_for_agents(self) -> None:
+        """The env host sent stop: let the others checkpoint and exit, then reap them."""
+        deadline = time.monotonic() + DONE_GRACE_S
+        for child in self.children[1:]:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.signal(signal.SIGTERM)
+            self._take_metrics(0)
+
+    def fail(self, message: str) -> None:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+
+    def shutdown(self) -> None:
+        """SIGTERM every child still running, SIGKILL after `STOP_GRACE_S`, reap all."""
+        for child in self.children:
+            child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in self.children:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+        for child in self.children:
+            code = child.poll()
+            child.status = f"exited {code}"
+            self.state.set_status(child.member, child.status)
+            child.close()
+        try:
+            self._take_metrics(0)
+        finally:
+            if self.collector is not None:
+                self.collector.close()
+
+
+def die_with_parent() -> None:
+    """In a child the launcher started: get SIGTERM when the launcher dies (Linux), and exit
+    at once if it is already gone. A no-op elsewhere or when not started by a launcher."""
+    parent = os.environ.get(PARENT_ENV)
+    if parent is None:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != parent:
+        sys.exit(1)
+
+
+__all__ = ["Child", "LaunchArgs", "Launcher", "die_with_parent", "free_port"]

@@ -1,0 +1,287 @@
+"""`dwm-net launch | env-host | agent | learner | eval`: run the system, or one part of it.
+
+`launch` starts every part on this machine. `env-host`, `agent` and `learner` run one part each,
+on whichever machine (`dwm-net launch --print-commands` prints what to run where). Every part
+gets its config either as `--config <run_dir>/config.json` (what the launcher passes) or from
+the same flags as `launch` (`--scenario`, `--method`, `--preset`, `--set`, ...), which must then
+agree across machines.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dwm_net.config import PRESETS, SCENARIOS, Config, ConfigError, load_config, replace
+
+from .errors import fail
+from .rundir import RunDirError, default_run_dir, n_agents_of, read_config, read_config_file, write_config
+
+METHODS = ("independent", "centralized", "experience", "rollout", "both")
+
+Scenario = Annotated[Optional[str], typer.Option(help=f"SMAC scenario: {', '.join(SCENARIOS)}")]
+Method = Annotated[Optional[str], typer.Option(help=f"sharing method: {', '.join(METHODS)}")]
+Beta = Annotated[Optional[float], typer.Option(help="target fraction shared, in [0, 1] (1: share all)")]
+Preset = Annotated[Optional[str], typer.Option(help=f"config preset: {', '.join(PRESETS)} (default cpu)")]
+Steps = Annotated[Optional[int], typer.Option(help="training env steps of the run")]
+Seed = Annotated[Optional[int], typer.Option(help="base seed; per-process seeds derive from it")]
+Budget = Annotated[Optional[str], typer.Option(help="bytes each agent may send: unlimited, 50KB/s, 2KB/step")]
+EvalEvery = Annotated[Optional[int], typer.Option(help="env steps between greedy evaluations (0: never)")]
+EvalEpisodes = Annotated[Optional[int], typer.Option(help="episodes per evaluation")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key, e.g. model.hidden=64 (repeatable)")]
+File = Annotated[Optional[Path], typer.Option("--file", help="TOML config file")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="a run's config.json (instead of the flags above)")]
+Keys = Annotated[Optional[Path], typer.Option("--keys", help="CURVE key directory (dwm-net keys generate)")]
+Metrics = Annotated[Optional[str], typer.Option("--metrics", help="metrics collector endpoint to publish to")]
+RunDir = Annotated[Optional[Path], typer.Option("--run-dir", help="run directory")]
+
+_FLAG_KEYS = {"scenario": "env.scenario", "method": "share.method", "beta": "share.beta",
+              "budget": "comms.budget", "steps": "run.steps", "seed": "run.seed",
+              "eval_every": "run.eval_every", "eval_episodes": "run.eval_episodes"}
+
+
+def config_from_flags(preset: str | None, file: Path | None, sets: list[str] | None,
+                      **flags: object) -> Config:
+    """defaults -> preset -> file -> --set -> the named flags; one-line errors, exit 2."""
+    overrides = list(sets or [])
+    overrides += [f"{_FLAG_KEYS[name]}={value}" for name, value in flags.items() if value is not None]
+    try:
+        return load_config(preset, file, overrides)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _process_config(config: Path | None, preset: str | None, file: Path | None,
+                    sets: list[str] | None, **flags: object) -> Config:
+    if config is None:
+        return config_from_flags(preset, file, sets, **flags)
+    given = [name for name, value in flags.items() if value is not None]
+    if given or preset or file or sets:
+        fail(f"--config takes the whole config from {config}; drop the other config flags "
+             f"({', '.join('--' + g.replace('_', '-') for g in given) or '--preset/--file/--set'})")
+    try:
+        return read_config_file(config)
+    except RunDirError as e:
+        fail(str(e))
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _check_keys(keys: Path | None) -> None:
+    if keys is not None and not keys.is_dir():
+        fail(f"key directory {keys} not found; create one with `dwm-net keys generate {keys}`")
+
+
+# --- launch ---------------------------------------------------------------------------------------
+
+def launch(
+    agents: Annotated[Optional[int], typer.Option(help="agent processes; must equal the scenario's agent count")] = None,
+    scenario: Scenario = None, method: Method = None, beta: Beta = None, preset: Preset = None,
+    steps: Steps = None, seed: Seed = None, budget: Budget = None, eval_every: EvalEvery = None,
+    eval_episodes: EvalEpisodes = None, sets: Sets = None, file: File = None,
+    run_dir: RunDir = None,
+    resume: Annotated[Optional[Path], typer.Option(help="continue the run in this run directory")] = None,
+    keys: Keys = None,
+    no_live: Annotated[bool, typer.Option("--no-live", help="plain status lines instead of the live view")] = False,
+    print_commands: Annotated[bool, typer.Option("--print-commands", help="print what to run on each machine, and exit")] = False,
+    max_restarts: Annotated[int, typer.Option(min=0, help="restarts allowed per process before the run stops")] = 3,
+) -> None:
+    """Train agents: env host, one process per agent (and the learner), live view, run dir."""
+    from .launcher import LaunchArgs, Launcher
+    from .live import use_live
+
+    flags = dict(scenario=scenario, method=method, beta=beta, budget=budget, steps=steps, seed=seed,
+                 eval_every=eval_every, eval_episodes=eval_episodes)
+    if resume is not None:
+        cfg, run_dir = _resume_config(resume, run_dir, preset, file, sets, flags)
+    else:
+        cfg = config_from_flags(preset, file, sets, **flags)
+        run_dir = run_dir or default_run_dir(cfg)
+        if (run_dir / "config.json").exists():
+            fail(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose "
+                 f"another --run-dir")
+    n = n_agents_of(cfg.env.scenario)
+    if agents is not None and agents != n:
+        fail(f"--agents {agents} does not match {cfg.env.scenario}, which has {n} agents; "
+             f"pass --agents {n} or leave it out")
+    _check_keys(keys)
+    if print_commands:
+        typer.echo(commands_text(cfg, run_dir, n, keys))
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume is None or not (run_dir / "config.json").exists():
+        write_config(run_dir, cfg)
+    elif steps is not None:
+        write_config(run_dir, cfg)  # a resumed run may be extended
+    launcher = Launcher(LaunchArgs(cfg, run_dir, n, keys=keys, live=not no_live and use_live(sys.stdout),
+                                   max_restarts=max_restarts))
+    raise typer.Exit(launcher.run())
+
+
+def _resume_config(resume: Path, run_dir: Path | None, preset: str | None, file: Path | None,
+                   sets: list[str] | None, flags: dict[str, object]) -> tuple[Config, Path]:
+    if run_dir is not None and run_dir != resume:
+        fail("--resume names the run directory; drop --run-dir")
+    given = [k for k, v in flags.items() if v is not None and k != "steps"]
+    if given or preset or file or sets:
+        names = ", ".join("--" + g.replace("_", "-") for g in given) or "--preset/--file/--set"
+        fail(f"--resume continues {resume} with its own config; drop {names} (only --steps may "
+             f"extend it)")
+    try:
+        cfg = read_config(resume)
+    except RunDirError as e:
+        fail(str(e))
+    steps = flags.get("steps")
+    if steps is not None:
+        try:
+            cfg = replace(cfg, **{"run.steps": steps})
+        except ConfigError as e:
+            fail(str(e))
+    return cfg, resume
+
+
+def commands_text(cfg: Config, run_dir: Path, n_agents: int, keys: Path | None) -> str:
+    """What to run on each machine for a run split across machines."""
+    from dwm_net.config import to_dict
+
+    sets = []
+    for section, values in to_dict(cfg).items():
+        if section == "preset":
+            continue
+        for key, value in values.items():
+            sets += ["--set", f"{section}.{key}={value}"]
+    conf = ["--preset", cfg.preset, *sets]
+    key_flag = ["--keys", str(keys)] if keys is not None else []
+    quote = shlex.join
+    lines = ["# 1. on the env host machine (HOST), port 5555 open to the agents:",
+             quote(["dwm-net", "env-host", "--bind", "tcp://0.0.0.0:5555", "--run-dir", str(run_dir),
+                    *key_flag, *conf])]
+    for i in range(n_agents):
+        lines += [f"# {i + 2}. on agent {i}'s machine (ME{i}), port {5600 + i} open to the other agents:",
+                  quote(["dwm-net", "agent", "--id", str(i), "--connect", "tcp://HOST:5555",
+                         "--bind", f"tcp://0.0.0.0:{5600 + i}", "--advertise", f"tcp://ME{i}:{5600 + i}",
+                         "--run-dir", str(run_dir), *key_flag, *conf])]
+    if cfg.share.method == "centralized":
+        lines += ["# on the learner's machine (ML), port 5700 open to the agents:",
+                  quote(["dwm-net", "learner", "--connect", "tcp://HOST:5555", "--bind",
+                         "tcp://0.0.0.0:5700", "--advertise", "tcp://ML:5700", "--run-dir",
+                         str(run_dir), *key_flag, *conf])]
+    lines.append("# replace HOST, ME<i> (and ML) with the machines' addresses; with --keys, copy "
+                 "the key directory's public keys everywhere and each secret key to its machine")
+    return "\n".join(lines)
+
+
+# --- the parts --------------------------------------------------------------------------------------
+
+def env_host(
+    bind: Annotated[str, typer.Option(help="control endpoint agents connect to")] = "tcp://127.0.0.1:5555",
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory")] = Path("runs/manual"),
+    config: ConfigFile = None, scenario: Scenario = None, method: Method = None, beta: Beta = None,
+    preset: Preset = None, steps: Steps = None, seed: Seed = None, budget: Budget = None,
+    eval_every: EvalEvery = None, eval_episodes: EvalEpisodes = None, sets: Sets = None,
+    file: File = None, keys: Keys = None, metrics: Metrics = None,
+    agent_timeout: Annotated[float, typer.Option(min=1, help="seconds a silent agent may pause the run")] = 900.0,
+) -> None:
+    """Run the env host: rendezvous, lockstep stepping, evaluation, episodes.jsonl."""
+    from .envhost import HostArgs, run_env_host
+    from .launcher import die_with_parent
+
+    die_with_parent()
+    cfg = _process_config(config, preset, file, sets, scenario=scenario, method=method, beta=beta,
+                          budget=budget, steps=steps, seed=seed, eval_every=eval_every,
+                          eval_episodes=eval_episodes)
+    _check_keys(keys)
+    _setup_logging()
+    if config is None and not (run_dir / "config.json").exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, cfg)
+    raise typer.Exit(run_env_host(HostArgs(cfg, bind, run_dir, metrics=metrics, keys=keys,
+                                           agent_timeout_s=agent_timeout)))
+
+
+def agent(
+    agent_id: Annotated[int, typer.Option("--id", min=0, help="this agent's id (0..N-1)")],
+    connect: Annotated[str, typer.Option(help="the env host's control endpoint")] = "tcp://127.0.0.1:5555",
+    bind: Annotated[str, typer.Option(help="this agent's peer-mesh endpoint")] = "tcp://127.0.0.1:*",
+    advertise: Annotated[Optional[str], typer.Option(help="endpoint peers connect to (default: the bound one)")] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory")] = Path("runs/manual"),
+    config: ConfigFile = None, scenario: Scenario = None, method: Method = None, beta: Beta = None,
+    preset: Preset = None, steps: Steps = None, seed: Seed = None, budget: Budget = None,
+    eval_every: EvalEvery = None, eval_episodes: EvalEpisodes = None, sets: Sets = None,
+    file: File = None, keys: Keys = None, metrics: Metrics = None,
+) -> None:
+    """Run one agent: register with the env host, act, train, share, checkpoint."""
+    from agents.process import AgentArgs, run_agent
+
+    from .launcher import die_with_parent
+
+    die_with_parent()
+    cfg = _process_config(config, preset, file, sets, scenario=scenario, method=method, beta=beta,
+                          budget=budget, steps=steps, seed=seed, eval_every=eval_every,
+                          eval_episodes=eval_episodes)
+    n = n_agents_of(cfg.env.scenario)
+    if agent_id >= n:
+        fail(f"--id {agent_id} is out of range: {cfg.env.scenario} has agents 0..{n - 1}")
+    _check_keys(keys)
+    _setup_logging()
+    try:
+        code = run_agent(AgentArgs(cfg, agent_id, connect, run_dir, bind=bind, advertise=advertise,
+                                   metrics=metrics, keys=keys))
+    except (TimeoutError, RuntimeError) as e:
+        logging.getLogger("agents.process").error("%s", e)
+        code = 1
+    raise typer.Exit(code)
+
+
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    checkpoint: Annotated[Optional[str], typer.Option(help="step-<N> or N (default: the latest)")] = None,
+    episodes: Annotated[int, typer.Option(min=1, help="greedy episodes")] = 100,
+    seed: Annotated[int, typer.Option(help="env seed of the evaluation")] = 12345,
+    render: Annotated[Optional[Path], typer.Option(help="also draw one episode to this .gif")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Win rate (95% interval) and mean return of a run's saved agents, acting greedily."""
+    import json
+
+    from agents.checkpoints import CheckpointError
+    from agents.evaluate import evaluate_run
+
+    try:
+        cfg = read_config(run_dir)
+    except RunDirError as e:
+        fail(str(e))
+    if render is not None and render.suffix.lower() != ".gif":
+        fail(f"--render must end in .gif, got {str(render)!r}")
+    try:
+        result = evaluate_run(cfg, run_dir, episodes=episodes, checkpoint=checkpoint, seed=seed,
+                              render=render)
+    except CheckpointError as e:
+        fail(str(e))
+    if json_out:
+        typer.echo(json.dumps(result, default=str))
+        return
+    lo, hi = result["win_rate_ci95"]
+    typer.echo(f"{run_dir}: {result['episodes']} greedy episodes at env steps "
+               f"{'/'.join(map(str, result['env_steps']))}: win rate {result['win_rate']:.1%} "
+               f"(95% CI {lo:.1%}-{hi:.1%}), mean return {result['mean_return']:.2f}")
+    if result["render"]:
+        typer.echo(f"wrote {result['render']['path']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("launch")(launch)
+    app.command("env-host")(env_host)
+    app.command("agent")(agent)
+    app.command("eval")(evaluate)
+
+
+__all__ = ["commands_text", "config_from_flags", "register"]

@@ -1,0 +1,102 @@
+"""The run directory: its name, its `config.json`, and reading it back.
+
+Layout (everything a plot shows is recomputed from these files)::
+
+    runs/<time>-<scenario>-<method>-b<beta>/
+      config.json          resolved config, seeds, agent count, how it was started
+      episodes.jsonl       one line per train or eval episode (env host)
+      agent-<i>.jsonl      one line per training episode of agent i (losses, bytes, counters)
+      ledger-<i>.jsonl     every send and drop on agent i's link (comms.ledger)
+      learner.jsonl        centralized only: the learner's training rounds
+      checkpoints/         agent-<i>/step-<N>/, learner/..., env-host.json
+      logs/                each process's stdout and stderr
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dwm_net.config import Config, ConfigError, from_json, to_dict
+from dwm_net.envs.maps import MAPS
+from dwm_net.runlog import write_json_atomic
+from dwm_net.seeding import agent_seeds, derive_seed
+
+CONFIG_FILE = "config.json"
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked; one line naming the fix."""
+
+
+def default_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return root / f"{stamp}-{cfg.env.scenario}-{cfg.share.method}-b{cfg.share.beta:g}"
+
+
+def n_agents_of(scenario: str) -> int:
+    return MAPS[scenario].n_agents
+
+
+def run_record(cfg: Config, argv: list[str] | None = None) -> dict[str, Any]:
+    """What `config.json` holds: the resolved config plus the seeds every process derives."""
+    n = n_agents_of(cfg.env.scenario)
+    seed = cfg.run.seed
+    return {
+        "config": to_dict(cfg),
+        "n_agents": n,
+        "seeds": {"base": seed, "agents": agent_seeds(seed, n),
+                  "init": derive_seed(seed, 0, "init"), "env": derive_seed(seed, 0, "env"),
+                  "processes": [derive_seed(seed, i, "process") for i in range(n)]},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": {"hostname": socket.gethostname(), "python": platform.python_version()},
+        "command": argv if argv is not None else sys.argv,
+    }
+
+
+def write_config(run_dir: Path, cfg: Config, argv: list[str] | None = None) -> None:
+    write_json_atomic(run_dir / CONFIG_FILE, run_record(cfg, argv))
+
+
+def read_config(run_dir: Path) -> Config:
+    """The config a run directory was started with; `RunDirError` if there is none."""
+    path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} not found; pass the folder a launch created "
+                          f"(runs/<time>-<scenario>-<method>-b<beta>)")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir} holds no {CONFIG_FILE}: not a dwm-net run directory") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunDirError(f"{path} is unreadable ({e}); it is not a usable run directory") from None
+    return config_from_record(record, path)
+
+
+def config_from_record(record: Any, where: Path | str) -> Config:
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise RunDirError(f"{where} has no 'config' object: not a dwm-net run config")
+    try:
+        return from_json(json.dumps(record["config"]))
+    except ConfigError as e:
+        raise RunDirError(f"{where}: {e}") from None
+
+
+def read_config_file(path: Path) -> Config:
+    """A `config.json` handed to a process by path (the launcher does this)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"config file {path} not found") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunDirError(f"config file {path} is unreadable ({e})") from None
+    return config_from_record(record, path)
+
+
+__all__ = ["CONFIG_FILE", "RunDirError", "config_from_record", "default_run_dir", "n_agents_of",
+           "read_config", "read_config_file", "run_record", "write_config"]
