@@ -29,12 +29,10 @@ learner sends back (`ParamsMsg`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +47,7 @@ from dwm_net.learning.rollouts import from_trajectory
 from dwm_net.learning.selection import CompositeScorer, GaussianGate, SlidingStats
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
 from dwm_net.learning.world_model import SCORE_KEYS
+from dwm_net.runlog import write_atomic as _atomic
 
 EXPERIENCE_METHODS = ("experience", "both")
 ROLLOUT_METHODS = ("rollout", "both")
@@ -339,20 +338,6 @@ def _stats_state(stats: SlidingStats) -> dict[str, Any]:
 def _load_stats(stats: SlidingStats, state: dict[str, Any]) -> None:
     for key, value in state.items():
         setattr(stats, key, np.asarray(value, np.float64) if isinstance(value, list) else value)
-
-
-def _atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """``write(fh)`` into a temp file in ``path``'s directory, fsync, then `os.replace`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["Agent", "Carry", "EXPERIENCE_METHODS", "ROLLOUT_METHODS"]

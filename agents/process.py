@@ -39,6 +39,7 @@ import zmq
 from agents.agent import Agent
 from agents.checkpoints import latest_checkpoint, save_checkpoint
 from agents.wire import link_budget
+from comms.budget import Budget
 from comms.ledger import Ledger
 from comms.messages import ActionMsg, Message, SpecMsg, StepMsg, StopMsg
 from comms.metrics import MetricsPublisher
@@ -106,49 +107,118 @@ def agent_dir(run_dir: Path, agent_id: int) -> Path:
     return run_dir / "checkpoints" / f"agent-{agent_id}"
 
 
-class AgentProcess:
-    """Owns the sockets, the `Agent` and the run-dir records of one agent process."""
+class MemberProcess:
+    """What every process on the control channel and peer mesh shares: one ZeroMQ context,
+    optional CURVE, the peer-mesh transport (with its ledger), the control client and the
+    metrics publisher. `open` binds, registers and returns the spec."""
 
-    def __init__(self, args: AgentArgs, stop: StopFlag) -> None:
-        self.args, self.stop = args, stop
-        self.cfg = cfg = args.cfg
-        self.id = args.agent_id
+    def __init__(self, member_id: int, key_name: str, cfg: Config, run_dir: Path, stop: StopFlag) -> None:
+        self.id, self.key_name, self.cfg, self.run_dir, self.stop = member_id, key_name, cfg, run_dir, stop
         self.ctx = zmq.Context()
         self.curve: CurveSetup | None = None
         self.transport: ZmqTransport | None = None
         self.control: ControlClient | None = None
         self.metrics_pub: MetricsPublisher | None = None
-        self.agent: Agent | None = None
-        self.records: JsonlWriter | None = None
         self.ledger: Ledger | None = None
+        self.records: JsonlWriter | None = None
+
+    def open(self, *, connect: str, bind: str, advertise: str | None, keys: Path | None,
+             metrics: str | None, budget: Budget, ledger_name: str, register_timeout_s: float) -> SpecMsg:
+        c = self.cfg.comms
+        public_key = None
+        if keys is not None:
+            keyring = KeyRing.load(keys, self.key_name)
+            self.curve = CurveSetup(keyring, self.ctx)
+            public_key = keyring.public_key.decode()
+        self.ledger = Ledger(self.run_dir / ledger_name)
+        self.transport = ZmqTransport(
+            self.id, bind, {}, budget, ctx=self.ctx, ledger=self.ledger, curve=self.curve,
+            heartbeat_s=c.heartbeat_s, heartbeat_misses=c.heartbeat_misses,
+            max_items=c.queue_size, max_age_s=c.max_age_s)
+        self.control = ControlClient(connect, self.id, ctx=self.ctx, curve=self.curve)
+        spec = self.control.register(advertise or self.transport.bound_endpoint,
+                                     timeout_s=register_timeout_s, public_key=public_key)
+        if spec.scenario != self.cfg.env.scenario:
+            raise RuntimeError(f"{self.key_name}: the env host runs {spec.scenario}, this "
+                               f"process's config says {self.cfg.env.scenario}; start both with "
+                               f"the same --scenario")
+        if metrics is not None:
+            self.metrics_pub = MetricsPublisher(connect=metrics, ctx=self.ctx)
+        return spec
+
+    def connect_peers(self, spec: SpecMsg) -> None:
+        assert self.transport is not None
+        self.transport.connect_peers({int(k): v for k, v in spec.peers.items() if int(k) != self.id})
+
+    def link_metrics(self) -> dict[str, Any]:
+        """This member's bytes, drops, rejections and peers, flat (for records and the view)."""
+        assert self.transport is not None
+        stats = self.transport.stats()
+        out: dict[str, Any] = {"sent_bytes": stats["sent_bytes"]}
+        for kind, k in stats["by_kind"].items():
+            out[f"sent_bytes/{kind}"] = k["sent_bytes"]
+        out["recv_bytes"] = sum(stats["received_bytes"].values())
+        for kind, nbytes in stats["received_bytes"].items():
+            out[f"recv_bytes/{kind}"] = nbytes
+        out["drops"] = sum(stats["dropped"].values())
+        for reason, n in stats["dropped"].items():
+            if n:
+                out[f"drops/{reason}"] = n
+        out["rejected"] = sum(stats["rejected"].values())
+        peers = stats["peers"]
+        alive = sum(state != "lost" for state in peers.values())
+        out["peers"] = f"{alive}/{len(peers)} " + ("lost" if alive < len(peers) else "alive")
+        out["queued"] = stats["queued"]
+        return out
+
+    def publish(self, values: dict[str, Any], step: int, *, force: bool = False) -> None:
+        """Rate-limited metrics to the collector (scalars only)."""
+        if self.metrics_pub is None:
+            return
+        self.metrics_pub.publish(self.id, {k: v for k, v in values.items()
+                                           if isinstance(v, (int, float, str))}, step=step)
+        if force:
+            self.metrics_pub.flush(step=step)
+
+    def publish_due(self) -> bool:
+        """Whether building a metrics snapshot now is worth it (it is the costly part)."""
+        if self.metrics_pub is None:
+            return False
+        now_s = time.monotonic()
+        if now_s - getattr(self, "_last_publish", -1e9) < self.metrics_pub.min_interval_s:
+            return False
+        self._last_publish = now_s
+        return True
+
+    def close(self) -> None:
+        for part in (self.records, self.metrics_pub, self.control, self.transport, self.ledger,
+                     self.curve):
+            if part is not None:
+                part.close()
+        self.ctx.term()
+
+
+class AgentProcess(MemberProcess):
+    """One agent: its `Agent`, its lockstep with the env host and its run-dir records."""
+
+    def __init__(self, args: AgentArgs, stop: StopFlag) -> None:
+        super().__init__(args.agent_id, f"agent-{args.agent_id}", args.cfg, args.run_dir, stop)
+        self.args = args
+        self.agent: Agent | None = None
         self._pending: tuple[np.ndarray, np.ndarray, int, bool] | None = None  # obs, avail, a, first
         self._episode = -1
         self._last_checkpoint_step = 0
         self._budget_mark: tuple[float, int, int] | None = None  # (time, env steps, sent bytes)
-        self.budget = link_budget(cfg.comms)
+        self.budget = link_budget(args.cfg.comms)
         self.checkpoints = agent_dir(args.run_dir, self.id)
 
     # --- set-up ---------------------------------------------------------------------------------
 
     def start(self) -> SpecMsg:
         a, cfg = self.args, self.cfg
-        public_key = None
-        if a.keys is not None:
-            keyring = KeyRing.load(a.keys, f"agent-{self.id}")
-            self.curve = CurveSetup(keyring, self.ctx)
-            public_key = keyring.public_key.decode()
-        self.ledger = Ledger(a.run_dir / f"ledger-{self.id}.jsonl")
-        self.transport = ZmqTransport(
-            self.id, a.bind, {}, self.budget, ctx=self.ctx,
-            ledger=self.ledger, curve=self.curve,
-            heartbeat_s=cfg.comms.heartbeat_s, heartbeat_misses=cfg.comms.heartbeat_misses,
-            max_items=cfg.comms.queue_size, max_age_s=cfg.comms.max_age_s)
-        endpoint = a.advertise or self.transport.bound_endpoint
-        self.control = ControlClient(a.connect, self.id, ctx=self.ctx, curve=self.curve)
-        spec = self.control.register(endpoint, timeout_s=a.register_timeout_s, public_key=public_key)
-        if spec.scenario != cfg.env.scenario:
-            raise RuntimeError(f"agent {self.id}: the env host runs {spec.scenario}, this agent's "
-                               f"config says {cfg.env.scenario}; start both with the same --scenario")
+        spec = self.open(connect=a.connect, bind=a.bind, advertise=a.advertise, keys=a.keys,
+                         metrics=a.metrics, budget=self.budget, ledger_name=f"ledger-{self.id}.jsonl",
+                         register_timeout_s=a.register_timeout_s)
         env_spec = EnvSpec(obs_dim=spec.obs_dim, n_actions=spec.n_actions, n_agents=spec.n_agents,
                            episode_limit=spec.episode_limit)
         seed = cfg.run.seed
@@ -162,16 +232,9 @@ class AgentProcess:
             self._last_checkpoint_step = self.agent.counters["env_steps"]
             log.info("agent %d: resumed from %s (%d env steps)", self.id, folder,
                      self._last_checkpoint_step)
-        self._connect_peers(spec)
-        if a.metrics is not None:
-            self.metrics_pub = MetricsPublisher(connect=a.metrics, ctx=self.ctx)
+        self.connect_peers(spec)
         self.records = JsonlWriter(a.run_dir / f"agent-{self.id}.jsonl")
         return spec
-
-    def _connect_peers(self, spec: SpecMsg) -> None:
-        assert self.transport is not None
-        peers = {int(k): v for k, v in spec.peers.items() if int(k) != self.id}
-        self.transport.connect_peers(peers)
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -214,7 +277,7 @@ class AgentProcess:
         if isinstance(msg, StepMsg):
             self._on_step(msg)
         elif isinstance(msg, SpecMsg):
-            self._connect_peers(msg)  # a peer restarted with a new endpoint
+            self.connect_peers(msg)  # a peer restarted with a new endpoint
         elif isinstance(msg, StopMsg):
             log.info("agent %d: the env host ended the run (%s)", self.id, msg.reason)
             return False
@@ -264,26 +327,10 @@ class AgentProcess:
 
     def snapshot(self) -> dict[str, Any]:
         """Flat metrics: the agent's counters and losses plus this link's bytes and drops."""
-        assert self.agent is not None and self.transport is not None
-        stats = self.transport.stats()
-        out: dict[str, Any] = {"agent": self.id, **self.agent.metrics()}
-        out["sent_bytes"] = stats["sent_bytes"]
-        for kind, k in stats["by_kind"].items():
-            out[f"sent_bytes/{kind}"] = k["sent_bytes"]
-        out["recv_bytes"] = sum(stats["received_bytes"].values())
-        for kind, nbytes in stats["received_bytes"].items():
-            out[f"recv_bytes/{kind}"] = nbytes
-        out["drops"] = sum(stats["dropped"].values())
-        for reason, n in stats["dropped"].items():
-            if n:
-                out[f"drops/{reason}"] = n
-        out["rejected"] = sum(stats["rejected"].values()) + sum(
-            v for k, v in self.agent.counters.items() if k.startswith("rejected/"))
-        peers = stats["peers"]
-        alive = sum(state != "lost" for state in peers.values())
-        out["peers"] = f"{alive}/{len(peers)} " + ("lost" if alive < len(peers) else "alive")
-        out["queued"] = stats["queued"]
-        use = self._budget_use(stats["sent_bytes"])
+        assert self.agent is not None
+        out: dict[str, Any] = {"agent": self.id, **self.agent.metrics(), **self.link_metrics()}
+        out["rejected"] += sum(v for k, v in self.agent.counters.items() if k.startswith("rejected/"))
+        use = self._budget_use(out["sent_bytes"])
         if use is not None:
             out["budget_use"] = use
         return out
@@ -301,14 +348,8 @@ class AgentProcess:
         return min(1.0, (mark[2] - prev[2]) / allowance) if allowance > 0 else None
 
     def _publish(self) -> None:
-        if self.metrics_pub is None or self.agent is None:
-            return
-        last = getattr(self, "_last_publish", 0.0)
-        if time.monotonic() - last < self.metrics_pub.min_interval_s:
-            return  # building the snapshot is the costly part: skip it, not just the send
-        self._last_publish = time.monotonic()
-        values = {k: v for k, v in self.snapshot().items() if isinstance(v, (int, float, str))}
-        self.metrics_pub.publish(self.id, values, step=self.agent.counters["env_steps"])
+        if self.agent is not None and self.publish_due():
+            self.publish(self.snapshot(), self.agent.counters["env_steps"])
 
     def checkpoint(self) -> None:
         agent = self.agent
@@ -322,18 +363,9 @@ class AgentProcess:
             self.checkpoint()
         if self.transport is not None:
             self.transport.pump()  # a last chance for what is queued (linger is 0)
-        if self.metrics_pub is not None and self.agent is not None:
-            self.metrics_pub.publish(self.id, {k: v for k, v in self.snapshot().items()
-                                               if isinstance(v, (int, float, str))})
-            self.metrics_pub.flush()
+        if self.agent is not None:
+            self.publish(self.snapshot(), self.agent.counters["env_steps"], force=True)
         return 0
-
-    def close(self) -> None:
-        for part in (self.records, self.metrics_pub, self.control, self.transport, self.ledger,
-                     self.curve):
-            if part is not None:
-                part.close()
-        self.ctx.term()
 
 
 def run_agent(args: AgentArgs) -> int:
@@ -351,4 +383,4 @@ def run_agent(args: AgentArgs) -> int:
         proc.close()
 
 
-__all__ = ["AgentArgs", "AgentProcess", "Interrupted", "StopFlag", "agent_dir", "run_agent"]
+__all__ = ["AgentArgs", "AgentProcess", "MemberProcess", "Interrupted", "StopFlag", "agent_dir", "run_agent"]

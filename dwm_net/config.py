@@ -261,6 +261,8 @@ class ShareConfig(_Section):
     beta: float = _f(0.01, "[0,1]")  # target fraction of samples shared (Gaussian selection)
     window: int = _f(1500, ">=2")  # K: sliding window of recent losses for mean/std (samples)
     chunk_len: int = _f(20, ">=2")  # length of one shared experience chunk (steps)
+    # centralized: training rounds between the learner's parameter broadcasts to the agents
+    params_every: int = _f(1, ">0")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,15 +65,15 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
-    """Write `data` as JSON through a temp file in the same directory, fsync, rename."""
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
+    """``write(fh)`` into a temp file in ``path``'s directory, fsync, then `os.replace`: the
+    file is either the old one or the whole new one, never half-written."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -82,9 +82,15 @@ def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
         raise
 
 
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Write `data` as indented JSON with `write_atomic`."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
 def now() -> float:
     """Wall-clock seconds since the epoch, the time base of every run-dir record."""
     return time.time()
 
 
-__all__ = ["JsonlWriter", "now", "read_jsonl", "write_json_atomic"]
+__all__ = ["JsonlWriter", "now", "read_jsonl", "write_atomic", "write_json_atomic"]

@@ -29,7 +29,7 @@ from comms.messages import ENV_HOST, LEARNER
 from comms.metrics import MetricsSubscriber
 from dwm_net.config import Config
 
-from .live import LiveView, RunInfo, RunState, plain_line, use_live
+from .live import LiveView, RunInfo, RunState, plain_line
 from .rundir import CONFIG_FILE
 
 STOP_GRACE_S = 4.0  # SIGTERM -> SIGKILL: children get this long to checkpoint and exit

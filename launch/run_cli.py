@@ -241,6 +241,39 @@ def agent(
     raise typer.Exit(code)
 
 
+def learner(
+    connect: Annotated[str, typer.Option(help="the env host's control endpoint")] = "tcp://127.0.0.1:5555",
+    bind: Annotated[str, typer.Option(help="the learner's peer-mesh endpoint")] = "tcp://127.0.0.1:*",
+    advertise: Annotated[Optional[str], typer.Option(help="endpoint agents connect to (default: the bound one)")] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory")] = Path("runs/manual"),
+    config: ConfigFile = None, scenario: Scenario = None, method: Method = None, beta: Beta = None,
+    preset: Preset = None, steps: Steps = None, seed: Seed = None, budget: Budget = None,
+    eval_every: EvalEvery = None, eval_episodes: EvalEpisodes = None, sets: Sets = None,
+    file: File = None, keys: Keys = None, metrics: Metrics = None,
+) -> None:
+    """Run the centralized learner (method centralized): trains on every agent's experience
+    and sends the acting networks back."""
+    from agents.central import LearnerArgs, run_learner
+
+    from .launcher import die_with_parent
+
+    die_with_parent()
+    cfg = _process_config(config, preset, file, sets, scenario=scenario, method=method, beta=beta,
+                          budget=budget, steps=steps, seed=seed, eval_every=eval_every,
+                          eval_episodes=eval_episodes)
+    if cfg.share.method != "centralized":
+        fail(f"the learner only runs with --method centralized (this config says {cfg.share.method})")
+    _check_keys(keys)
+    _setup_logging()
+    try:
+        code = run_learner(LearnerArgs(cfg, connect, run_dir, bind=bind, advertise=advertise,
+                                       metrics=metrics, keys=keys))
+    except (TimeoutError, RuntimeError) as e:
+        logging.getLogger("agents.central").error("%s", e)
+        code = 1
+    raise typer.Exit(code)
+
+
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run directory")],
     checkpoint: Annotated[Optional[str], typer.Option(help="step-<N> or N (default: the latest)")] = None,
@@ -281,6 +314,7 @@ def register(app: typer.Typer) -> None:
     app.command("launch")(launch)
     app.command("env-host")(env_host)
     app.command("agent")(agent)
+    app.command("learner")(learner)
     app.command("eval")(evaluate)
 
 
