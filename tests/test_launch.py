@@ -1,0 +1,187 @@
+"""End to end: `dwm-net launch` as users run it (subprocesses, tcp loopback, the tiny preset).
+
+Each run is a real launcher with a real env host and agent processes. Waits poll a condition
+(a file, a process) with a deadline; none sleeps a fixed time to synchronize.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dwm_net.runlog import read_jsonl
+
+PY = sys.executable
+RUN_FILES = ("config.json", "episodes.jsonl", "agent-0.jsonl", "agent-1.jsonl", "ledger-0.jsonl",
+             "ledger-1.jsonl", "checkpoints/env-host.json", "checkpoints/agent-0/latest.json",
+             "checkpoints/agent-1/latest.json", "logs/env-host.log", "logs/agent-0.log")
+
+
+def dwm(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "-m", "launch", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([PY, "-m", "launch", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)  # polling interval of a condition, not synchronization by sleeping
+
+
+def processes_of(run_dir: Path) -> dict[int, str]:
+    """pid -> command line of every live process whose command line names `run_dir`."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = next((ln for ln in (entry / "status").read_text().splitlines()
+                          if ln.startswith("State:")), "")
+        except OSError:
+            continue
+        if str(run_dir) in cmd and "zombie" not in state:
+            out[int(entry.name)] = cmd
+    return out
+
+
+def train_steps(run_dir: Path) -> int:
+    return max((r["env_steps"] for r in read_jsonl(run_dir / "episodes.jsonl")
+                if r.get("mode") == "train"), default=0)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", ["independent", "centralized", "experience", "rollout", "both"])
+def test_each_method_completes_and_writes_the_run_dir(method: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    r = dwm("launch", "--agents", "2", "--scenario", "2s_vs_1sc", "--method", method, "--beta", "0.5",
+            "--preset", "tiny", "--steps", "300", "--run-dir", str(run), "--no-live")
+    assert r.returncode == 0, r.stderr + r.stdout
+    for name in RUN_FILES:
+        assert (run / name).is_file(), f"{name} missing after a {method} run"
+    episodes = list(read_jsonl(run / "episodes.jsonl"))
+    assert train_steps(run) >= 300
+    assert {e["mode"] for e in episodes} == {"train", "eval"}
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["share"]["method"] == method
+    assert len(config["seeds"]["agents"]) == 2
+    agent0 = list(read_jsonl(run / "agent-0.jsonl"))
+    assert agent0 and agent0[-1]["env_steps"] >= train_steps(run)
+    if method == "centralized":
+        assert (run / "learner.jsonl").is_file() and (run / "ledger-learner.jsonl").is_file()
+        assert agent0[-1].get("received/params", 0) >= 1  # acting with the learner's networks
+        assert agent0[-1]["wm_updates"] == 0  # agents do not train
+    elif method == "independent":
+        assert agent0[-1]["sent_bytes"] == 0
+    else:
+        kind = {"experience": "experience", "rollout": "rollout", "both": "rollout"}[method]
+        assert agent0[-1][f"shared/{kind}"] > 0 and agent0[-1][f"sent_bytes/{kind}"] > 0
+    assert not processes_of(run), "a process of the run outlived the launcher"
+
+
+@pytest.mark.timeout(150)
+def test_kill_9_of_an_agent_is_recovered_and_the_run_completes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = start("launch", "--preset", "tiny", "--method", "experience", "--steps", "1500",
+                 "--set", "run.checkpoint_every=100", "--run-dir", str(run), "--no-live")
+    try:
+        wait_for(lambda: (run / "checkpoints/agent-1/latest.json").exists(), 90, "a checkpoint of agent 1")
+        victims = [pid for pid, cmd in processes_of(run).items() if " agent --id 1 " in cmd]
+        assert len(victims) == 1
+        os.kill(victims[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err + out
+    assert train_steps(run) >= 1500
+    log = (run / "logs/agent-1.log").read_text()
+    assert "resumed from" in log  # the restarted process loaded its checkpoint
+    assert not processes_of(run)
+
+
+@pytest.mark.timeout(150)
+def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = start("launch", "--preset", "tiny", "--steps", "100000", "--run-dir", str(run), "--no-live")
+    try:
+        wait_for(lambda: train_steps(run) > 0, 90, "the first training episode")
+        children = processes_of(run)
+        assert len(children) >= 3  # env host and two agents (and the launcher itself)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+        wait_for(lambda: not processes_of(run), 5.0 - (time.monotonic() - sent), "every process to exit")
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    stopped_at = train_steps(run)
+    assert (run / "checkpoints/agent-0/latest.json").exists()
+    r = dwm("launch", "--resume", str(run), "--steps", str(stopped_at + 200), "--no-live", timeout=120)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert train_steps(run) >= stopped_at + 200
+    assert "resuming at" in (run / "logs/env-host.log").read_text()
+    assert "resumed from" in (run / "logs/agent-0.log").read_text()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args, message", [
+    (["--agents", "3", "--scenario", "2s_vs_1sc"], "--agents 3 does not match 2s_vs_1sc, which has 2 agents"),
+    (["--beta", "1.5"], "bad value for share.beta"),
+    (["--method", "gossip"], "bad value for share.method"),
+    (["--budget", "5XB/s"], "bad value for comms.budget"),
+    (["--scenario", "8m"], "bad value for env.scenario"),
+    (["--set", "model.hiden=3"], "unknown config key"),
+    (["--resume", "/nonexistent/run"], "run directory /nonexistent/run not found"),
+    (["--keys", "/nonexistent/keys"], "key directory /nonexistent/keys not found"),
+])
+def test_bad_flags_are_one_line_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:
+    where = [] if "--resume" in args else ["--run-dir", str(tmp_path / "run")]
+    r = dwm("launch", *where, "--no-live", *args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.timeout(120)
+def test_eval_reports_a_win_rate_with_an_interval(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert dwm("launch", "--preset", "tiny", "--steps", "200", "--run-dir", str(run), "--no-live").returncode == 0
+    r = dwm("eval", str(run), "--episodes", "5", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["episodes"] == 5 and 0 <= result["win_rate"] <= 1
+    lo, hi = result["win_rate_ci95"]
+    assert lo <= result["win_rate"] <= hi
+    assert min(result["env_steps"]) >= 200
+    again = dwm("launch", "--preset", "tiny", "--run-dir", str(run), "--no-live")
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    missing = dwm("eval", str(run), "--checkpoint", "step-7")
+    assert missing.returncode == 2 and "checkpoint 'step-7' not found" in missing.stderr
+    not_a_run = dwm("eval", str(tmp_path))
+    assert not_a_run.returncode == 2 and "not a dwm-net run directory" in not_a_run.stderr
+
+
+def test_print_commands_names_every_process(tmp_path: Path) -> None:
+    r = dwm("launch", "--scenario", "3m", "--method", "centralized", "--run-dir", str(tmp_path / "r"),
+            "--print-commands")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert sum("dwm-net env-host" in ln for ln in lines) == 1
+    assert sum("dwm-net agent --id" in ln for ln in lines) == 3
+    assert sum("dwm-net learner" in ln for ln in lines) == 1
+    assert "share.method=centralized" in r.stdout and "env.scenario=3m" in r.stdout
+    assert not (tmp_path / "r").exists()  # printing starts nothing and writes nothing
