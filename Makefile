@@ -20,7 +20,7 @@ $(VENV)/.test: $(VENV)/.base
 venv: $(VENV)/.base
 
 run: $(VENV)/.base
-	$(VENV)/bin/dwm-net env play --scenario 2s_vs_1sc
+	$(VENV)/bin/dwm-net launch --agents 2 --scenario 2s_vs_1sc --beta 0.01
 
 test: $(VENV)/.test
 	$(PY) -m pytest

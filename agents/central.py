@@ -32,7 +32,7 @@ from comms.budget import Budget
 from comms.messages import LEARNER, ExperienceMsg, ParamsMsg, SpecMsg, StopMsg
 from dwm_net.config import Config
 from dwm_net.learning.types import EnvSpec
-from dwm_net.runlog import JsonlWriter, now, write_atomic
+from dwm_net.runlog import JsonlWriter, TensorBoardLog, now, write_atomic
 from dwm_net.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class LearnerProcess(MemberProcess):
             self._load(folder)
         self.connect_peers(spec)
         self.records = JsonlWriter(a.run_dir / "learner.jsonl")
+        self.tb = TensorBoardLog(a.run_dir / "tb" / "learner")
 
     def run(self) -> int:
         assert self.control is not None and self.transport is not None
@@ -142,8 +143,11 @@ class LearnerProcess(MemberProcess):
         self.rounds += 1
         if self.rounds % self.cfg.share.params_every == 0:
             self.broadcast()
-        self.records.write({"time": now(), "round": self.rounds, "steps_received": self.steps_received,
-                            "train_s": time.perf_counter() - t0, **self.link_metrics(), **metrics})
+        record = {"time": now(), "round": self.rounds, "steps_received": self.steps_received,
+                  "train_s": time.perf_counter() - t0, **self.link_metrics(), **metrics}
+        self.records.write(record)
+        if self.tb is not None:
+            self.tb.scalars(record, self.steps_received)
         every = self.cfg.run.checkpoint_every
         if every and self.steps_received // every > getattr(self, "_last_ckpt", 0) // every:
             self.checkpoint()

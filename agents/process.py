@@ -12,8 +12,8 @@ It starts from (config, agent id, env host endpoint, run dir) alone:
    between messages it pumps the transport and takes in peers' messages (`Agent.receive`);
    a `SpecMsg` later on means a peer restarted (reconnect); `StopMsg` ends the run.
 
-Records: ``agent-<i>.jsonl`` (one line per training episode), ``ledger-<i>.jsonl`` (every byte
-sent or dropped), checkpoints every ``run.checkpoint_every`` env steps and at the end, and
+Records: ``agent-<i>.jsonl`` (one line per training episode, mirrored to TensorBoard under
+``tb/agent-<i>/``), ``ledger-<i>.jsonl`` (every byte sent or dropped), checkpoints every ``run.checkpoint_every`` env steps and at the end, and
 rate-limited metrics to the launcher's collector when one is given.
 
 SIGTERM/SIGINT: stop at the next message boundary, checkpoint, exit 0. A signal that arrives
@@ -48,7 +48,7 @@ from comms.security import CurveSetup, KeyRing
 from comms.transport import ZmqTransport
 from dwm_net.config import Config
 from dwm_net.learning.types import EnvSpec
-from dwm_net.runlog import JsonlWriter, now
+from dwm_net.runlog import JsonlWriter, TensorBoardLog, now
 from dwm_net.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 # How long the loop waits for the env host before it services the transport again (seconds):
 # bounds the delay of heartbeats and of taking in peers' messages.
 LOOP_TICK_S = 0.05
+BUDGET_WINDOW_S = 5.0  # budget use is reported over windows at least this long
 
 
 class Interrupted(Exception):
@@ -121,6 +122,7 @@ class MemberProcess:
         self.metrics_pub: MetricsPublisher | None = None
         self.ledger: Ledger | None = None
         self.records: JsonlWriter | None = None
+        self.tb: TensorBoardLog | None = None
 
     def open(self, *, connect: str, bind: str, advertise: str | None, keys: Path | None,
              metrics: str | None, budget: Budget, ledger_name: str, register_timeout_s: float) -> SpecMsg:
@@ -191,8 +193,8 @@ class MemberProcess:
         return True
 
     def close(self) -> None:
-        for part in (self.records, self.metrics_pub, self.control, self.transport, self.ledger,
-                     self.curve):
+        for part in (self.records, self.tb, self.metrics_pub, self.control, self.transport,
+                     self.ledger, self.curve):
             if part is not None:
                 part.close()
         self.ctx.term()
@@ -234,6 +236,7 @@ class AgentProcess(MemberProcess):
                      self._last_checkpoint_step)
         self.connect_peers(spec)
         self.records = JsonlWriter(a.run_dir / f"agent-{self.id}.jsonl")
+        self.tb = TensorBoardLog(a.run_dir / "tb" / f"agent-{self.id}")
         return spec
 
     # --- the loop -------------------------------------------------------------------------------
@@ -317,7 +320,10 @@ class AgentProcess(MemberProcess):
         train_s = time.perf_counter() - t0
         agent.share()
         self._service()
-        self.records.write({"time": now(), **self.snapshot(), "train_s": train_s, **losses})
+        record = {"time": now(), **self.snapshot(), "train_s": train_s, **losses}
+        self.records.write(record)
+        if self.tb is not None:
+            self.tb.scalars(record, agent.counters["env_steps"])
         every = self.cfg.run.checkpoint_every
         steps = agent.counters["env_steps"]
         if every and steps // every > self._last_checkpoint_step // every:
@@ -336,16 +342,21 @@ class AgentProcess(MemberProcess):
         return out
 
     def _budget_use(self, sent: int) -> float | None:
-        """Fraction of the byte allowance used since the last reading (None: unlimited)."""
+        """Fraction of the byte allowance used over the last `BUDGET_WINDOW_S` or more
+        (None: unlimited, or no full window yet)."""
         b = self.budget
         if b.rate is None or self.agent is None:
             return None
         mark = (time.monotonic(), self.agent.counters["env_steps"], sent)
-        prev, self._budget_mark = self._budget_mark, mark
-        if prev is None:
+        if self._budget_mark is None:
+            self._budget_mark = mark
             return None
-        allowance = b.rate * ((mark[0] - prev[0]) if b.per == "s" else (mark[1] - prev[1]))
-        return min(1.0, (mark[2] - prev[2]) / allowance) if allowance > 0 else None
+        prev = self._budget_mark
+        if mark[0] - prev[0] >= BUDGET_WINDOW_S:
+            allowance = b.rate * ((mark[0] - prev[0]) if b.per == "s" else (mark[1] - prev[1]))
+            self._budget_value = min(1.0, (mark[2] - prev[2]) / allowance) if allowance > 0 else None
+            self._budget_mark = mark
+        return getattr(self, "_budget_value", None)
 
     def _publish(self) -> None:
         if self.agent is not None and self.publish_due():

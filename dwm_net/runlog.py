@@ -50,6 +50,28 @@ class JsonlWriter:
         self.close()
 
 
+class TensorBoardLog:
+    """Scalars to TensorBoard event files under `directory` (tensorboardX: no TensorFlow).
+
+    A mirror of the JSONL records for people who live in TensorBoard; the JSONL files stay
+    the source of truth. Non-numeric and non-finite values are skipped.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        from tensorboardX import SummaryWriter
+
+        self._writer = SummaryWriter(logdir=str(directory), flush_secs=30)
+
+    def scalars(self, values: Mapping[str, Any], step: int, prefix: str = "") -> None:
+        for key, value in values.items():
+            value = _clean(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._writer.add_scalar(prefix + key, value, global_step=step)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """The records of a JSONL file; a cut or corrupt line (a crash mid-write) is skipped."""
     p = Path(path)
@@ -93,4 +115,4 @@ def now() -> float:
     return time.time()
 
 
-__all__ = ["JsonlWriter", "now", "read_jsonl", "write_atomic", "write_json_atomic"]
+__all__ = ["JsonlWriter", "TensorBoardLog", "now", "read_jsonl", "write_atomic", "write_json_atomic"]

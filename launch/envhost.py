@@ -16,7 +16,8 @@ Evaluation: every ``run.eval_every`` training env steps (and at 0 and at the end
 ``run.eval_episodes`` greedy episodes (``StepMsg.greedy``); agents act greedily and record
 nothing. Eval steps do not count as training steps.
 
-Records: ``episodes.jsonl`` (one line per train or eval episode) and
+Records: ``episodes.jsonl`` (one line per train or eval episode; eval win rate and train
+returns mirrored to TensorBoard under ``tb/env-host/``) and
 ``checkpoints/env-host.json`` (counters, after every episode) so ``--resume`` continues where
 the run stopped; metrics (sender -1) to the launcher's collector.
 """
@@ -41,7 +42,7 @@ from comms.rendezvous import RendezvousServer
 from comms.security import CurveSetup, KeyRing
 from dwm_net.config import Config
 from dwm_net.envs import make_env
-from dwm_net.runlog import JsonlWriter, now, read_jsonl, write_json_atomic
+from dwm_net.runlog import JsonlWriter, TensorBoardLog, now, read_jsonl, write_json_atomic
 from dwm_net.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class EnvHost:
         self.metrics_pub: MetricsPublisher | None = None
         self.env: Any = None
         self.episodes_log: JsonlWriter | None = None
+        self.tb: TensorBoardLog | None = None
         self.counters: Counter[str] = Counter()
         self.state = {"env_steps": 0, "episodes": 0, "tick": 0, "episode_id": 0, "next_eval": 0}
         self.recent: deque[tuple[bool, float]] = deque(maxlen=RECENT)
@@ -105,6 +107,7 @@ class EnvHost:
         if a.metrics is not None:
             self.metrics_pub = MetricsPublisher(connect=a.metrics, ctx=self.ctx)
         self.episodes_log = JsonlWriter(a.run_dir / "episodes.jsonl")
+        self.tb = TensorBoardLog(a.run_dir / "tb" / "env-host")
         self.status = "waiting for agents to register"
         self._publish(force=True)
         log.info("env host: %s, %d agents, control channel %s", cfg.env.scenario, self.n_agents,
@@ -144,6 +147,9 @@ class EnvHost:
                 self.state["episodes"] += 1
                 self.recent.append((won, ret))
                 self._log_episode("train", ret, won, length)
+                if self.tb is not None:
+                    self.tb.scalars({"return": ret, "won": float(won), "length": length},
+                                    self.state["env_steps"], "train/")
                 self._save_state()
                 self._publish()
             if not self.stop.set and cfg.eval_every and self.last_eval.get("eval_step") != self.state["env_steps"]:
@@ -171,6 +177,9 @@ class EnvHost:
         wins = np.array([w for w, _ in results], float)
         self.last_eval = {"eval_step": self.state["env_steps"], "eval_win_rate": float(wins.mean()),
                           "eval_return": float(np.mean([r for _, r in results])), "eval_episodes": n}
+        if self.tb is not None:
+            self.tb.scalars({"win_rate": self.last_eval["eval_win_rate"],
+                             "return": self.last_eval["eval_return"]}, self.state["env_steps"], "eval/")
         log.info("env host: eval at %d env steps: win rate %.2f, return %.2f",
                  self.state["env_steps"], self.last_eval["eval_win_rate"], self.last_eval["eval_return"])
         self.status = "running"
@@ -300,7 +309,7 @@ class EnvHost:
             self.metrics_pub.flush(step=self.state["env_steps"])
 
     def close(self) -> None:
-        for part in (self.episodes_log, self.metrics_pub, self.server, self.curve):
+        for part in (self.episodes_log, self.tb, self.metrics_pub, self.server, self.curve):
             if part is not None:
                 part.close()
         if self.env is not None:

@@ -9,6 +9,7 @@ Layout (everything a plot shows is recomputed from these files)::
       ledger-<i>.jsonl     every send and drop on agent i's link (comms.ledger)
       learner.jsonl        centralized only: the learner's training rounds
       checkpoints/         agent-<i>/step-<N>/, learner/..., env-host.json
+      tb/                  TensorBoard event files (agent-<i>, env-host, learner)
       logs/                each process's stdout and stderr
 """
 

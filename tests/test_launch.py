@@ -73,6 +73,8 @@ def test_each_method_completes_and_writes_the_run_dir(method: str, tmp_path: Pat
     assert r.returncode == 0, r.stderr + r.stdout
     for name in RUN_FILES:
         assert (run / name).is_file(), f"{name} missing after a {method} run"
+    for part in ("agent-0", "agent-1", "env-host"):
+        assert list((run / "tb" / part).glob("events.out.tfevents.*")), f"no TensorBoard events for {part}"
     episodes = list(read_jsonl(run / "episodes.jsonl"))
     assert train_steps(run) >= 300
     assert {e["mode"] for e in episodes} == {"train", "eval"}
