@@ -111,7 +111,7 @@ class Agent:
         obs_t = torch.from_numpy(np.array(obs, np.float32)).to(self.learner.wm.device)[None]
         first = torch.tensor([c.first], device=obs_t.device)
         latent = self.learner.wm.act_step(c.latent, c.prev_action, obs_t, first)
-        avail_t = torch.as_tensor(np.asarray(avail, bool), device=obs_t.device)[None]
+        avail_t = torch.from_numpy(np.array(avail, bool)).to(obs_t.device)[None]
         action, _ = self.learner.ac.policy(latent.feat(), avail_t, greedy)
         self.carry = Carry(latent, action, False)
         return int(action[0])

@@ -35,6 +35,8 @@ __all__ = ["ControlClient", "RendezvousServer", "register"]
 
 log = logging.getLogger(__name__)
 
+REGISTER_NOTE_S = 10.0  # a registering member says it is still waiting this often
+
 
 class RendezvousServer(OwnedSocket):
     """Collects `RegisterMsg` from agents 0..n_agents-1 and replies with the `SpecMsg`.
@@ -257,9 +259,16 @@ class ControlClient(OwnedSocket):
                           public_key=public_key,
                           host={"hostname": socket.gethostname(), "pid": os.getpid()})
         self.send(msg)
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
+        next_note = started + REGISTER_NOTE_S
         while (remaining := deadline - time.monotonic()) > 0:
-            replies = self.poll(remaining)
+            if time.monotonic() >= next_note:
+                next_note += REGISTER_NOTE_S
+                log.info("member %d: still waiting for the spec from %s (%.0f s; the env host "
+                         "answers once every member has registered)", self.member_id,
+                         self.connect_endpoint, time.monotonic() - started)
+            replies = self.poll(min(remaining, REGISTER_NOTE_S))
             for i, reply in enumerate(replies):
                 if isinstance(reply, SpecMsg):
                     # What came with the spec (the first step) is the caller's: keep it.

@@ -10,73 +10,21 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from conftest import Link, _ip
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 10_000  # the budget, bytes/s ("10KB/s")
 BURST = 4_000  # the budget's burst, bytes
 N_MESSAGES = 30  # ~2.3 KB each: about 6 s under the budget
 CLOCK_SLACK_S = 0.05  # ledger stamps lag the bucket's clock by a send and a write
-SKIP = "needs root and iproute2 (ip, tc)"
-
-
-@dataclass(frozen=True)
-class Link:
-    ns_a: str
-    ns_b: str
-    dev_a: str
-    addr_b: str
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=10)
-
-
-@pytest.fixture
-def link() -> Iterator[Link]:
-    """Namespaces A and B joined by a veth pair, A's side shaped by tbf; always torn down."""
-    if os.geteuid() != 0:
-        pytest.skip(f"{SKIP}: not running as root")
-    missing = [tool for tool in ("ip", "tc") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{SKIP}: {', '.join(missing)} not found")
-    pid = os.getpid()
-    net = f"10.201.{pid % 250 + 1}"  # only on this veth pair, inside the test namespaces
-    ns_a, ns_b, dev_a, dev_b = f"dwmA{pid}", f"dwmB{pid}", f"dwa{pid}", f"dwb{pid}"
-    created: list[str] = []
-    try:
-        for ns in (ns_a, ns_b):
-            r = _ip("ip", "netns", "add", ns)
-            if r.returncode != 0:
-                pytest.skip(f"{SKIP}: `ip netns add` failed: {r.stderr.strip()}")
-            created.append(ns)
-        steps = [
-            ("ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", "name", dev_b,
-             "netns", ns_b),
-            ("ip", "-n", ns_a, "addr", "add", f"{net}.1/24", "dev", dev_a),
-            ("ip", "-n", ns_b, "addr", "add", f"{net}.2/24", "dev", dev_b),
-            ("ip", "-n", ns_a, "link", "set", dev_a, "up"),
-            ("ip", "-n", ns_b, "link", "set", dev_b, "up"),
-            ("ip", "netns", "exec", ns_a, "tc", "qdisc", "add", "dev", dev_a, "root", "tbf",
-             "rate", "200kbit", "burst", "16kb", "latency", "50ms"),
-        ]
-        for step in steps:
-            r = _ip(*step)
-            if r.returncode != 0:
-                pytest.skip(f"{SKIP}: `{' '.join(step)}` failed: {r.stderr.strip()}")
-        yield Link(ns_a, ns_b, dev_a, f"{net}.2")
-    finally:
-        for ns in created:  # deleting a namespace deletes its end of the veth pair too
-            _ip("ip", "netns", "del", ns)
 
 
 RECEIVER = textwrap.dedent("""
