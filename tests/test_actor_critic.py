@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 R, C, K = 6, 2, 3  # toy latent: deter size, categoricals, classes
 FEAT = R + C * K
 METRICS = {"actor_loss", "critic_loss", "entropy", "entropy_coef", "value_mean", "return_mean",
-           "adv_std"}
+           "adv_std", "return_scale"}
 
 
 def make_ac(n_actions: int, seed: int = 0, feat_dim: int = FEAT, **changes: object) -> ActorCritic:
@@ -144,7 +144,7 @@ def test_masked_logits_tolerates_minus_inf_and_keeps_entropy_finite() -> None:
 
 def test_ratio_uses_stored_peer_logits() -> None:
     A, H, B = 7, 4, 6
-    ac, peer = make_ac(A, seed=0, **{"train.ppo_epochs": 1}), make_ac(A, seed=1)
+    ac, peer = make_ac(A, seed=0, **{"train.ppo_epochs": 1, "train.adv_norm": "std"}), make_ac(A, seed=1)
     traj = random_traj(peer, H, B)
 
     def probs(logits: torch.Tensor) -> torch.Tensor:
@@ -309,3 +309,30 @@ def test_state_dict_round_trip_reproduces_next_update() -> None:
     for a, b in zip(ac.parameters(), clone.parameters()):
         assert torch.equal(a, b)
     assert ac.update(traj) == clone.update(traj)  # Adam moments were restored too
+
+
+def test_range_scaling_does_not_amplify_small_advantages() -> None:
+    """Regression: std-normalised advantages blew tiny, noisy imagined advantages up to unit std,
+    which collapsed the policy's entropy within a few thousand env steps. "range" scaling divides
+    by max(1, running 5-95% return range): small advantages stay small, large returns are scaled."""
+    g = torch.Generator().manual_seed(0)
+    value = torch.zeros(15, 64)
+    small = 0.01 * torch.randn(15, 64, generator=g)
+    std = make_ac(5, **{"train.adv_norm": "std"}).advantages(small, value)
+    assert std.std(unbiased=False).item() == pytest.approx(1.0, rel=1e-3)  # amplified ~100x
+    ac = make_ac(5, **{"train.adv_norm": "range"})
+    torch.testing.assert_close(ac.advantages(small, value), small)  # divisor max(1, S) = 1
+    assert 0.0 < ac.return_scale < 1.0
+    # Large returns: divided by their 5-95% range, kept as a running mean across updates.
+    ac = make_ac(5, **{"train.adv_norm": "range"})
+    big = torch.linspace(0.0, 20.0, 15 * 64).reshape(15, 64)
+    adv = ac.advantages(big, value)
+    assert ac.return_scale == pytest.approx(18.0, rel=1e-3)
+    torch.testing.assert_close(adv, big / ac.return_scale)
+    ac.advantages(small, value)
+    assert ac.return_scale == pytest.approx(0.99 * 18.0 + 0.01 * float(torch.quantile(small.flatten(), 0.95)
+                                                                     - torch.quantile(small.flatten(), 0.05)), rel=1e-4)
+    clone = make_ac(5, seed=3, **{"train.adv_norm": "range"})
+    clone.load_state_dict(ac.state_dict())
+    assert clone.return_scale == ac.return_scale
+    assert "return_scale" in ac.update(random_traj(ac, 3, 4))

@@ -295,8 +295,30 @@ def test_predicted_avail_thresholds_at_half() -> None:
     with torch.no_grad():
         model.avail_head[-1].weight.zero_()
         model.avail_head[-1].bias.copy_(torch.tensor([3.0, -3.0, 3.0, -3.0, -3.0, -3.0, -3.0]))
-    avail = model.predict_avail(model.initial(2))
+    avail = model.predict_avail(model.initial(2), sample=False)
     assert avail.tolist() == [[True, False, True, False, False, False, False]] * 2
+
+
+def test_imagination_samples_uncertain_availability() -> None:
+    """Regression: imagination used to threshold availability at p = 0.5, so an action the model
+    gives p = 0.3 (attack while range is uncertain) was never available in imagination and the
+    actor could never learn it. Now each action is drawn with its predicted probability."""
+    spec = make_spec(*SIZES[0])
+    model = make_model(spec)
+    with torch.no_grad():
+        model.avail_head[-1].weight.zero_()
+        model.avail_head[-1].bias.copy_(torch.tensor([30.0, -30.0, -30.0, -30.0, -30.0, -30.0, -0.8473]))
+    torch.manual_seed(0)
+    avail = model.predict_avail(model.initial(4000)).float()  # p(last) = sigmoid(-0.8473) = 0.3
+    assert avail[:, 0].all() and not avail[:, 1:6].any()
+    assert 0.27 < avail[:, 6].mean().item() < 0.33
+    def policy(feat: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return avail.float().multinomial(1).squeeze(-1), avail.float()
+
+    traj = model.imagine(model.initial(4000), policy, horizon=1, gamma=0.99)
+    assert 0.27 < traj.avail[0, :, 6].float().mean().item() < 0.33
+    # The action is only ever drawn among the sampled-available ones.
+    assert traj.avail[0].gather(-1, traj.action[0, :, None]).all()
 
 
 # -- learner save / load --------------------------------------------------------------------------

@@ -11,8 +11,10 @@ Design (kept simple on purpose):
 - Losses are weighted per step by the cumulative discount w_t = prod_{k<t} d_k (w_0 = 1,
   detached), as DreamerV2 does: a step the world model thinks is unlikely to be reached (the
   episode probably ended before it) counts for less. d_k already holds gamma.
-- Advantages A = R - v (detached) are normalised to zero mean, unit std over the whole (H, B)
-  batch.
+- Advantages A = R - v (detached) are scaled per `train.adv_norm`: "std" normalises them to zero
+  mean, unit std over the whole (H, B) batch (MAMBA); "range" divides them by max(1, S), S a
+  running mean (rate RETURN_SCALE_RATE per update) of the 5th-95th percentile range of the
+  lambda-returns (DreamerV3), which never amplifies small, noisy advantages.
 - One PPO pass = one full-batch gradient step for the actor and one for the critic; the entropy
   coefficient is multiplied by `entropy_decay` after every actor step ("rates are per gradient
   step" in the config).
@@ -33,6 +35,7 @@ from dwm_net.learning.types import EnvSpec, Trajectory
 
 # Finite rather than -inf so that p * log p stays 0 (not NaN) for masked actions.
 MASKED_LOGIT = -1e9
+RETURN_SCALE_RATE = 0.01  # weight of each update's return range in the running scale (DreamerV3)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int, layers: int) -> nn.Sequential:
@@ -105,6 +108,7 @@ class ActorCritic(nn.Module):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=train_cfg.lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=train_cfg.lr_critic)
         self.entropy_coef = train_cfg.entropy
+        self.return_scale = 0.0  # running 5-95% range of the lambda-returns ("range" scaling)
 
     def value(self, feat: torch.Tensor) -> torch.Tensor:
         """(...) critic value of feat (..., F)."""
@@ -145,6 +149,20 @@ class ActorCritic(nn.Module):
         logits = self.actor(traj.feat()[:-1])
         return importance_ratio(logits, traj.logits, traj.action, traj.avail)
 
+    @torch.no_grad()
+    def advantages(self, returns: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """(H, B) advantages R - v scaled per ``train.adv_norm`` (see the module docstring);
+        "range" also updates the running ``return_scale``."""
+        adv = returns - value
+        if self.cfg.adv_norm == "std":
+            return (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
+        q = torch.tensor([0.05, 0.95], device=returns.device)
+        lo, hi = torch.quantile(returns.flatten().float(), q)
+        spread = float(hi - lo)
+        self.return_scale = spread if self.return_scale == 0.0 else (
+            (1 - RETURN_SCALE_RATE) * self.return_scale + RETURN_SCALE_RATE * spread)
+        return adv / max(1.0, self.return_scale)
+
     def update(self, traj: Trajectory) -> dict[str, float]:
         """`ppo_epochs` PPO-clip passes for the actor and MSE passes for the critic on one batch.
 
@@ -156,9 +174,8 @@ class ActorCritic(nn.Module):
         feat, returns, weight = self._targets(traj)
         with torch.no_grad():
             value = self.value(feat[:-1])
-            adv = returns - value
-            adv_std = adv.std(unbiased=False)
-            adv = (adv - adv.mean()) / (adv_std + 1e-8)
+            adv_std = (returns - value).std(unbiased=False)
+            adv = self.advantages(returns, value)
 
         sums = {"actor_loss": 0.0, "critic_loss": 0.0, "entropy": 0.0}
         for _ in range(cfg.ppo_epochs):
@@ -186,18 +203,21 @@ class ActorCritic(nn.Module):
             sums["entropy"] += entropy.mean().item()
         metrics = {k: v / cfg.ppo_epochs for k, v in sums.items()}
         metrics.update(entropy_coef=self.entropy_coef, value_mean=value.mean().item(),
-                       return_mean=returns.mean().item(), adv_std=adv_std.item())
+                       return_mean=returns.mean().item(), adv_std=adv_std.item(),
+                       return_scale=self.return_scale)
         return metrics
 
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
         return {"nets": super().state_dict(), "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(), "entropy_coef": self.entropy_coef}
+                "critic_opt": self.critic_opt.state_dict(), "entropy_coef": self.entropy_coef,
+                "return_scale": self.return_scale}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # type: ignore[override]
         super().load_state_dict(state["nets"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.entropy_coef = float(state["entropy_coef"])
+        self.return_scale = float(state.get("return_scale", 0.0))  # absent in older checkpoints
 
 
 __all__ = ["ActorCritic", "MASKED_LOGIT", "discount_weights", "importance_ratio",
