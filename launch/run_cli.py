@@ -25,6 +25,7 @@ from .rundir import RunDirError, default_run_dir, n_agents_of, read_config, read
 METHODS = ("independent", "centralized", "experience", "rollout", "both")
 
 Scenario = Annotated[Optional[str], typer.Option(help=f"SMAC scenario: {', '.join(SCENARIOS)}")]
+Backend = Annotated[Optional[str], typer.Option(help="environment: builtin (default) or sc2 (real StarCraft II)")]
 Method = Annotated[Optional[str], typer.Option(help=f"sharing method: {', '.join(METHODS)}")]
 Beta = Annotated[Optional[float], typer.Option(help="target fraction shared, in [0, 1] (1: share all)")]
 Preset = Annotated[Optional[str], typer.Option(help=f"config preset: {', '.join(PRESETS)} (default cpu)")]
@@ -40,7 +41,7 @@ Keys = Annotated[Optional[Path], typer.Option("--keys", help="CURVE key director
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="metrics collector endpoint to publish to")]
 RunDir = Annotated[Optional[Path], typer.Option("--run-dir", help="run directory")]
 
-_FLAG_KEYS = {"scenario": "env.scenario", "method": "share.method", "beta": "share.beta",
+_FLAG_KEYS = {"scenario": "env.scenario", "backend": "env.backend", "method": "share.method", "beta": "share.beta",
               "budget": "comms.budget", "steps": "run.steps", "seed": "run.seed",
               "eval_every": "run.eval_every", "eval_episodes": "run.eval_episodes"}
 
@@ -75,6 +76,16 @@ def _setup_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _check_backend(cfg: Config) -> None:
+    """Real StarCraft II must be installed before any process starts (one line if not)."""
+    if cfg.env.backend == "sc2":
+        from dwm_net.envs.sc2 import sc2_unavailable_reason
+
+        reason = sc2_unavailable_reason(cfg.env.scenario)
+        if reason is not None:
+            fail(reason.splitlines()[0])
+
+
 def _check_keys(keys: Path | None) -> None:
     if keys is not None and not keys.is_dir():
         fail(f"key directory {keys} not found; create one with `dwm-net keys generate {keys}`")
@@ -84,7 +95,7 @@ def _check_keys(keys: Path | None) -> None:
 
 def launch(
     agents: Annotated[Optional[int], typer.Option(help="agent processes; must equal the scenario's agent count")] = None,
-    scenario: Scenario = None, method: Method = None, beta: Beta = None, preset: Preset = None,
+    scenario: Scenario = None, backend: Backend = None, method: Method = None, beta: Beta = None, preset: Preset = None,
     steps: Steps = None, seed: Seed = None, budget: Budget = None, eval_every: EvalEvery = None,
     eval_episodes: EvalEpisodes = None, sets: Sets = None, file: File = None,
     run_dir: RunDir = None,
@@ -98,7 +109,7 @@ def launch(
     from .launcher import LaunchArgs, Launcher
     from .live import use_live
 
-    flags = dict(scenario=scenario, method=method, beta=beta, budget=budget, steps=steps, seed=seed,
+    flags = dict(scenario=scenario, backend=backend, method=method, beta=beta, budget=budget, steps=steps, seed=seed,
                  eval_every=eval_every, eval_episodes=eval_episodes)
     if resume is not None:
         cfg, run_dir = _resume_config(resume, run_dir, preset, file, sets, flags)
@@ -108,6 +119,7 @@ def launch(
         if (run_dir / "config.json").exists():
             fail(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose "
                  f"another --run-dir")
+    _check_backend(cfg)
     n = n_agents_of(cfg.env.scenario)
     if agents is not None and agents != n:
         fail(f"--agents {agents} does not match {cfg.env.scenario}, which has {n} agents; "
@@ -184,7 +196,7 @@ def commands_text(cfg: Config, run_dir: Path, n_agents: int, keys: Path | None) 
 def env_host(
     bind: Annotated[str, typer.Option(help="control endpoint agents connect to")] = "tcp://127.0.0.1:5555",
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory")] = Path("runs/manual"),
-    config: ConfigFile = None, scenario: Scenario = None, method: Method = None, beta: Beta = None,
+    config: ConfigFile = None, scenario: Scenario = None, backend: Backend = None, method: Method = None, beta: Beta = None,
     preset: Preset = None, steps: Steps = None, seed: Seed = None, budget: Budget = None,
     eval_every: EvalEvery = None, eval_episodes: EvalEpisodes = None, sets: Sets = None,
     file: File = None, keys: Keys = None, metrics: Metrics = None,
@@ -195,10 +207,11 @@ def env_host(
     from .launcher import die_with_parent
 
     die_with_parent()
-    cfg = _process_config(config, preset, file, sets, scenario=scenario, method=method, beta=beta,
+    cfg = _process_config(config, preset, file, sets, scenario=scenario, backend=backend, method=method, beta=beta,
                           budget=budget, steps=steps, seed=seed, eval_every=eval_every,
                           eval_episodes=eval_episodes)
     _check_keys(keys)
+    _check_backend(cfg)
     _setup_logging()
     if config is None and not (run_dir / "config.json").exists():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +226,7 @@ def agent(
     bind: Annotated[str, typer.Option(help="this agent's peer-mesh endpoint")] = "tcp://127.0.0.1:*",
     advertise: Annotated[Optional[str], typer.Option(help="endpoint peers connect to (default: the bound one)")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory")] = Path("runs/manual"),
-    config: ConfigFile = None, scenario: Scenario = None, method: Method = None, beta: Beta = None,
+    config: ConfigFile = None, scenario: Scenario = None, backend: Backend = None, method: Method = None, beta: Beta = None,
     preset: Preset = None, steps: Steps = None, seed: Seed = None, budget: Budget = None,
     eval_every: EvalEvery = None, eval_episodes: EvalEpisodes = None, sets: Sets = None,
     file: File = None, keys: Keys = None, metrics: Metrics = None,
@@ -224,7 +237,7 @@ def agent(
     from .launcher import die_with_parent
 
     die_with_parent()
-    cfg = _process_config(config, preset, file, sets, scenario=scenario, method=method, beta=beta,
+    cfg = _process_config(config, preset, file, sets, scenario=scenario, backend=backend, method=method, beta=beta,
                           budget=budget, steps=steps, seed=seed, eval_every=eval_every,
                           eval_episodes=eval_episodes)
     n = n_agents_of(cfg.env.scenario)
@@ -246,7 +259,7 @@ def learner(
     bind: Annotated[str, typer.Option(help="the learner's peer-mesh endpoint")] = "tcp://127.0.0.1:*",
     advertise: Annotated[Optional[str], typer.Option(help="endpoint agents connect to (default: the bound one)")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory")] = Path("runs/manual"),
-    config: ConfigFile = None, scenario: Scenario = None, method: Method = None, beta: Beta = None,
+    config: ConfigFile = None, scenario: Scenario = None, backend: Backend = None, method: Method = None, beta: Beta = None,
     preset: Preset = None, steps: Steps = None, seed: Seed = None, budget: Budget = None,
     eval_every: EvalEvery = None, eval_episodes: EvalEpisodes = None, sets: Sets = None,
     file: File = None, keys: Keys = None, metrics: Metrics = None,
@@ -258,7 +271,7 @@ def learner(
     from .launcher import die_with_parent
 
     die_with_parent()
-    cfg = _process_config(config, preset, file, sets, scenario=scenario, method=method, beta=beta,
+    cfg = _process_config(config, preset, file, sets, scenario=scenario, backend=backend, method=method, beta=beta,
                           budget=budget, steps=steps, seed=seed, eval_every=eval_every,
                           eval_episodes=eval_episodes)
     if cfg.share.method != "centralized":

@@ -149,6 +149,7 @@ def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path)
     (["--set", "model.hiden=3"], "unknown config key"),
     (["--resume", "/nonexistent/run"], "run directory /nonexistent/run not found"),
     (["--keys", "/nonexistent/keys"], "key directory /nonexistent/keys not found"),
+    (["--backend", "sc2"], "StarCraft"),
 ])
 def test_bad_flags_are_one_line_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:
     where = [] if "--resume" in args else ["--run-dir", str(tmp_path / "run")]
