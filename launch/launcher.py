@@ -15,6 +15,7 @@ loopback, exactly as it would across machines. The launcher only:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -28,9 +29,10 @@ from typing import IO, Any
 from comms.messages import ENV_HOST, LEARNER
 from comms.metrics import MetricsSubscriber
 from dwm_net.config import Config
+from dwm_net.runlog import now, write_json_atomic
 
 from .live import LiveView, RunInfo, RunState, plain_line
-from .rundir import CONFIG_FILE
+from .rundir import CONFIG_FILE, DONE_FILE
 
 STOP_GRACE_S = 4.0  # SIGTERM -> SIGKILL: children get this long to checkpoint and exit
 DONE_GRACE_S = 60.0  # after the env host finished: agents get this long to save and exit
@@ -147,7 +149,7 @@ class Launcher:
 
     def run(self) -> int:
         """Supervise until the env host ends the run or a stop is requested; exit code."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
             signal.signal(sig, self.request_stop)
         self.start()
         code = 0
@@ -194,6 +196,7 @@ class Launcher:
             self.state.set_status(ENV_HOST, host.status)
             if code == 0:
                 self._wait_for_agents()
+                self._mark_done()
                 return 0
             self.fail(f"the env host exited with code {code}; see {host.log_path}")
             return 1
@@ -210,6 +213,19 @@ class Launcher:
             self.state.set_restarts(child.member, child.restarts)
             self.state.set_status(child.member, f"restarted ({code})")
         return None
+
+    def _mark_done(self) -> None:
+        """`done.json`: the run reached its steps (sweeps skip it; plots may trust it)."""
+        if self.stop_reason is not None:
+            return
+        try:  # the env host's own counters, not the (lossy) metrics channel
+            steps = json.loads((self.args.run_dir / "checkpoints" / "env-host.json").read_text())["env_steps"]
+        except (OSError, ValueError, KeyError):
+            steps = None
+        write_json_atomic(self.args.run_dir / DONE_FILE, {
+            "finished": now(), "env_steps": steps,
+            "steps": self.cfg.run.steps,
+            "restarts": {child.name: child.restarts for child in self.children}})
 
     def _wait_for_agents(self) -> None:
         """The env host sent stop: let the others checkpoint and exit, then reap them."""

@@ -4,6 +4,7 @@ Layout (everything a plot shows is recomputed from these files)::
 
     runs/<time>-<scenario>-<method>-b<beta>/
       config.json          resolved config, seeds, agent count, how it was started
+      done.json            the run reached its steps (finish time, restarts per process)
       episodes.jsonl       one line per train or eval episode (env host)
       agent-<i>.jsonl      one line per training episode of agent i (losses, bytes, counters)
       ledger-<i>.jsonl     every send and drop on agent i's link (comms.ledger)
@@ -29,6 +30,7 @@ from dwm_net.runlog import write_json_atomic
 from dwm_net.seeding import agent_seeds, derive_seed
 
 CONFIG_FILE = "config.json"
+DONE_FILE = "done.json"  # written by the launcher when the run reached its steps
 
 
 class RunDirError(ValueError):
@@ -99,5 +101,5 @@ def read_config_file(path: Path) -> Config:
     return config_from_record(record, path)
 
 
-__all__ = ["CONFIG_FILE", "RunDirError", "config_from_record", "default_run_dir", "n_agents_of",
+__all__ = ["CONFIG_FILE", "DONE_FILE", "RunDirError", "config_from_record", "default_run_dir", "n_agents_of",
            "read_config", "read_config_file", "run_record", "write_config"]

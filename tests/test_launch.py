@@ -20,7 +20,7 @@ import pytest
 from dwm_net.runlog import read_jsonl
 
 PY = sys.executable
-RUN_FILES = ("config.json", "episodes.jsonl", "agent-0.jsonl", "agent-1.jsonl", "ledger-0.jsonl",
+RUN_FILES = ("config.json", "done.json", "episodes.jsonl", "agent-0.jsonl", "agent-1.jsonl", "ledger-0.jsonl",
              "ledger-1.jsonl", "checkpoints/env-host.json", "checkpoints/agent-0/latest.json",
              "checkpoints/agent-1/latest.json", "logs/env-host.log", "logs/agent-0.log")
 
@@ -130,6 +130,7 @@ def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path)
     finally:
         proc.kill()
     assert proc.returncode == 130
+    assert not (run / "done.json").exists()  # stopped, not finished
     stopped_at = train_steps(run)
     assert (run / "checkpoints/agent-0/latest.json").exists()
     r = dwm("launch", "--resume", str(run), "--steps", str(stopped_at + 200), "--no-live", timeout=120)
