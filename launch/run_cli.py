@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,7 +21,15 @@ import typer
 from dwm_net.config import PRESETS, SCENARIOS, Config, ConfigError, load_config, replace
 
 from .errors import fail
-from .rundir import RunDirError, default_run_dir, n_agents_of, read_config, read_config_file, write_config
+from .rundir import (
+    RunDirError,
+    default_run_dir,
+    n_agents_of,
+    read_config,
+    read_config_file,
+    write_config,
+)
+from .sweep import Sweep, SweepArgs, check_parallel, expand, status_of
 
 METHODS = ("independent", "centralized", "experience", "rollout", "both")
 
@@ -323,12 +332,100 @@ def evaluate(
         typer.echo(f"wrote {result['render']['path']}")
 
 
+def sweep(
+    scenarios: Annotated[str, typer.Option(help="comma-separated scenarios")] = "2s_vs_1sc",
+    methods: Annotated[str, typer.Option(help=f"comma-separated methods: {', '.join(METHODS)}")] = "independent,experience",
+    betas: Annotated[str, typer.Option(help="comma-separated betas (for experience, rollout, both)")] = "0.01,0.05,0.2,1",
+    seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1 per cell")] = 1,
+    steps: Annotated[int, typer.Option(min=1, help="training env steps per run")] = 50_000,
+    parallel: Annotated[int, typer.Option(min=1, help="runs at a time")] = 1,
+    root: Annotated[Path, typer.Option(help="folder of the sweep's run directories")] = Path("runs/sweep"),
+    preset: Preset = None, budget: Budget = None, eval_every: EvalEvery = None,
+    eval_episodes: EvalEpisodes = None, sets: Sets = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the runs and what would happen, start nothing")] = False,
+) -> None:
+    """Run a grid of launches K at a time; finished runs are skipped, unfinished ones resumed."""
+    def split(text: str, what: str) -> list[str]:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items:
+            fail(f"--{what} is empty; give a comma-separated list")
+        return items
+
+    try:
+        beta_values = [float(b) for b in split(betas, "betas")]
+    except ValueError:
+        fail(f"--betas must be comma-separated numbers in [0, 1], got {betas!r}")
+    cells = expand(split(scenarios, "scenarios"), split(methods, "methods"), beta_values, range(seeds))
+    common = [*(["--preset", preset] if preset else []), *(["--budget", budget] if budget else []),
+              *(["--eval-every", str(eval_every)] if eval_every is not None else []),
+              *(["--eval-episodes", str(eval_episodes)] if eval_episodes is not None else []),
+              *[x for item in sets or [] for x in ("--set", item)]]
+    for cell in cells:  # every cell's config must resolve before anything starts
+        config_from_flags(preset, None, sets, scenario=cell.scenario, method=cell.method,
+                          beta=cell.beta, budget=budget, steps=steps, seed=cell.seed,
+                          eval_every=eval_every, eval_episodes=eval_episodes)
+    if dry_run:
+        for cell in cells:
+            typer.echo(f"{status_of(root / cell.name, steps):<10} {root / cell.name}")
+        return
+    warning = check_parallel(parallel, cells)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    runner = Sweep(SweepArgs(cells, root, steps, parallel, common))
+    typer.echo(f"sweep: {len(cells)} runs in {root}: {len(runner.skipped)} complete (skipped), "
+               f"{sum(j.resumed for j in runner.jobs)} to resume, "
+               f"{sum(not j.resumed for j in runner.jobs)} to start; {parallel} at a time")
+    code = _run_sweep(runner)
+    c = runner.counts()
+    typer.echo(f"sweep: {c['done']} finished, {c['skipped']} skipped, {c['failed']} failed, "
+               f"{c['waiting'] + c['running']} not run" + ("" if code != 130 else " (stopped; run the "
+               "same command again to continue)"))
+    for job in runner.jobs:
+        if job.code not in (None, 0):
+            typer.echo(f"  failed: {job.run_dir} (exit {job.code}; see {root / 'logs' / job.cell.name}.log)",
+                       err=True)
+    raise typer.Exit(code)
+
+
+def _run_sweep(runner: Sweep) -> int:
+    """Run with a Rich progress bar on a terminal, one plain line a minute otherwise."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .live import use_live
+
+    if not use_live(sys.stdout):
+        last = [0.0]
+
+        def plain(sw: Sweep) -> None:
+            if time.monotonic() - last[0] >= 60:
+                last[0] = time.monotonic()
+                c = sw.counts()
+                print(f"sweep {sw.fraction():.1%}: {c['done'] + c['skipped']}/{c['total']} done, "
+                      f"{c['running']} running, {c['failed']} failed", flush=True)
+
+        return runner.run(plain)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeElapsedColumn(), console=Console(), refresh_per_second=2) as progress:
+        task = progress.add_task("sweep", total=1.0)
+
+        def tick(sw: Sweep) -> None:
+            c = sw.counts()
+            running = ", ".join(j.cell.name for j in sw.jobs if j.proc is not None and j.code is None)
+            progress.update(task, completed=sw.fraction(),
+                            description=f"{c['done'] + c['skipped']}/{c['total']} runs done, "
+                                        f"{c['failed']} failed · running: {running or '-'}")
+
+        return runner.run(tick)
+
+
 def register(app: typer.Typer) -> None:
     app.command("launch")(launch)
     app.command("env-host")(env_host)
     app.command("agent")(agent)
     app.command("learner")(learner)
     app.command("eval")(evaluate)
+    app.command("sweep")(sweep)
 
 
 __all__ = ["commands_text", "config_from_flags", "register"]
