@@ -48,7 +48,7 @@ from comms.security import CurveSetup, KeyRing
 from comms.transport import ZmqTransport
 from dwm_net.config import Config
 from dwm_net.learning.types import EnvSpec
-from dwm_net.runlog import JsonlWriter, TensorBoardLog, now
+from dwm_net.runlog import JsonlWriter, Stopwatch, TensorBoardLog, now
 from dwm_net.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class MemberProcess:
         self.ledger: Ledger | None = None
         self.records: JsonlWriter | None = None
         self.tb: TensorBoardLog | None = None
+        self.watch = Stopwatch()  # where this process's time goes
 
     def open(self, *, connect: str, bind: str, advertise: str | None, keys: Path | None,
              metrics: str | None, budget: Budget, ledger_name: str, register_timeout_s: float) -> SpecMsg:
@@ -248,13 +249,15 @@ class AgentProcess(MemberProcess):
         interrupted = False
         try:
             while not self.stop.set:
-                messages = self.control.poll(LOOP_TICK_S)
+                with self.watch("wait"):  # for the env host: its env, the other agents
+                    messages = self.control.poll(LOOP_TICK_S)
                 if messages:
                     last_heard = time.monotonic()
                 for msg in messages:
                     if not self._handle(msg):
                         return self._finish(checkpoint=True)
-                self._service()
+                with self.watch("comms"):
+                    self._service()
                 if time.monotonic() - last_heard > self.args.host_timeout_s:
                     log.error("agent %d: no message from the env host at %s for %.0f s; stopping "
                               "(restart with the same run dir to resume)", self.id,
@@ -306,7 +309,8 @@ class AgentProcess(MemberProcess):
             else:
                 self._end_episode()
             return
-        action = agent.act(msg.obs, msg.avail, greedy=msg.greedy)
+        with self.watch("act"):
+            action = agent.act(msg.obs, msg.avail, greedy=msg.greedy)
         self._pending = (msg.obs, msg.avail, action, self._pending is None)
         control.send(ActionMsg(sender=self.id, seq=msg.seq, step=msg.step, action=action))
 
@@ -315,11 +319,13 @@ class AgentProcess(MemberProcess):
         assert agent is not None and self.records is not None
         agent.end_episode()
         t0 = time.perf_counter()
-        with self.stop.training():
+        with self.stop.training(), self.watch("train"):
             losses = agent.train_round()
         train_s = time.perf_counter() - t0
-        agent.share()
-        self._service()
+        with self.watch("share"):
+            agent.share()
+        with self.watch("comms"):
+            self._service()
         record = {"time": now(), **self.snapshot(), "train_s": train_s, **losses}
         self.records.write(record)
         if self.tb is not None:
@@ -334,7 +340,8 @@ class AgentProcess(MemberProcess):
     def snapshot(self) -> dict[str, Any]:
         """Flat metrics: the agent's counters and losses plus this link's bytes and drops."""
         assert self.agent is not None
-        out: dict[str, Any] = {"agent": self.id, **self.agent.metrics(), **self.link_metrics()}
+        out: dict[str, Any] = {"agent": self.id, **self.agent.metrics(), **self.link_metrics(),
+                               **self.watch.as_metrics()}
         out["rejected"] += sum(v for k, v in self.agent.counters.items() if k.startswith("rejected/"))
         use = self._budget_use(out["sent_bytes"])
         if use is not None:

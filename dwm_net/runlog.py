@@ -72,6 +72,35 @@ class TensorBoardLog:
         self._writer.close()
 
 
+class Stopwatch:
+    """Cumulative wall-clock seconds per named phase: ``with watch("train"): ...``.
+
+    Where a process's time goes (acting, training, comms, waiting), from its own clock, for
+    `dwm-net bench learn` and the records. Phases do not nest.
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._name: str | None = None
+        self._t0 = 0.0
+
+    def __call__(self, name: str) -> Stopwatch:
+        self._name = name
+        return self
+
+    def __enter__(self) -> Stopwatch:
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._name is not None
+        self.totals[self._name] = self.totals.get(self._name, 0.0) + time.perf_counter() - self._t0
+        self._name = None
+
+    def as_metrics(self, prefix: str = "time/") -> dict[str, float]:
+        return {prefix + k: v for k, v in self.totals.items()}
+
+
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """The records of a JSONL file; a cut or corrupt line (a crash mid-write) is skipped."""
     p = Path(path)
@@ -115,4 +144,4 @@ def now() -> float:
     return time.time()
 
 
-__all__ = ["JsonlWriter", "TensorBoardLog", "now", "read_jsonl", "write_atomic", "write_json_atomic"]
+__all__ = ["JsonlWriter", "Stopwatch", "TensorBoardLog", "now", "read_jsonl", "write_atomic", "write_json_atomic"]

@@ -42,7 +42,7 @@ from comms.rendezvous import RendezvousServer
 from comms.security import CurveSetup, KeyRing
 from dwm_net.config import Config
 from dwm_net.envs import make_env
-from dwm_net.runlog import JsonlWriter, TensorBoardLog, now, read_jsonl, write_json_atomic
+from dwm_net.runlog import JsonlWriter, Stopwatch, TensorBoardLog, now, read_jsonl, write_json_atomic
 from dwm_net.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class EnvHost:
         self.last_eval: dict[str, float] = {}
         self.status = "starting"
         self._last_publish = -math.inf
+        self.watch = Stopwatch()  # env stepping vs waiting for the agents
 
     @property
     def state_path(self) -> Path:
@@ -120,6 +121,7 @@ class EnvHost:
         try:
             data = json.loads(self.state_path.read_text())
             self.state = {k: int(data[k]) for k in self.state}
+            self.watch.totals = {k: float(v) for k, v in data.get("timers", {}).items()}
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise HostError(f"cannot resume: {self.state_path} is unreadable ({e}); start a new "
                             f"run directory instead") from None
@@ -189,13 +191,15 @@ class EnvHost:
         """One lockstep episode: (team return, battle won, steps); steps 0 if stopped."""
         env, episode_id = self.env, self.state["episode_id"]
         self.state["episode_id"] += 1
-        env.reset()
+        with self.watch("env"):
+            env.reset()
         ret, won, t = 0.0, False, 0
         reward, terminated, truncated = 0.0, False, False
         self.status = "eval" if greedy else "running"
         while True:
-            obs = np.asarray(env.get_obs(), np.float32)  # (N, D)
-            avail = np.asarray(env.get_avail_actions(), bool)  # (N, A)
+            with self.watch("env"):
+                obs = np.asarray(env.get_obs(), np.float32)  # (N, D)
+                avail = np.asarray(env.get_avail_actions(), bool)  # (N, A)
             self.state["tick"] += 1
             steps = [StepMsg(sender=ENV_HOST, seq=self.state["tick"], step=self.state["tick"],
                              obs=obs[i], avail=avail[i], reward=reward, terminated=terminated,
@@ -205,10 +209,12 @@ class EnvHost:
                 self._send(i, msg)
             if terminated or truncated:
                 return ret, won, t
-            actions = self._collect(steps, avail)
+            with self.watch("wait"):  # for the agents: acting, training, sharing
+                actions = self._collect(steps, avail)
             if actions is None:
                 return 0.0, False, 0
-            reward, done, info = env.step(actions)
+            with self.watch("env"):
+                reward, done, info = env.step(actions)
             reward = float(reward)
             truncated = bool(done and info.get("episode_limit", False))
             terminated = bool(done and not truncated)
@@ -286,12 +292,12 @@ class EnvHost:
                                  "length": length})
 
     def _save_state(self) -> None:
-        write_json_atomic(self.state_path, self.state)
+        write_json_atomic(self.state_path, {**self.state, "timers": self.watch.totals})
 
     def metrics(self) -> dict[str, Any]:
         wins = [w for w, _ in self.recent]
         out: dict[str, Any] = {"env_steps": self.state["env_steps"], "episodes": self.state["episodes"],
-                               "status": self.status, **self.last_eval,
+                               "status": self.status, **self.last_eval, **self.watch.as_metrics(),
                                **{k: v for k, v in self.counters.items()}}
         if wins:
             out["train_win_rate"] = float(np.mean(wins))
