@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -166,3 +168,65 @@ def train_bench(
                     f"{result['train_round_s']:.3f} s; params: world model {p['world_model']:,}, "
                     f"actor {p['actor']:,}, critic {p['critic']:,}; "
                     f"peak RSS {result['peak_rss_mib']:,.0f} MiB")
+
+
+@bench_app.command("learn")
+def learn_bench(
+    scenario: str = typer.Option("2s_vs_1sc", help="scenario"),
+    method: str = typer.Option("experience", help="sharing method"),
+    beta: float = typer.Option(0.01, help="target fraction shared"),
+    target: float = typer.Option(0.8, min=0.0, max=1.0, help="eval win rate to reach"),
+    max_minutes: float = typer.Option(15.0, min=0.1, help="per seed: give up after this long"),
+    seeds: int = typer.Option(3, min=1, help="seeds 0..N-1, one launch each, one after another"),
+    preset: str = typer.Option("cpu", help="config preset"),
+    eval_every: int = typer.Option(2000, min=1, help="env steps between evaluations"),
+    eval_episodes: int = typer.Option(10, min=1, help="episodes per evaluation"),
+    sets: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
+    root: Path = typer.Option(Path("runs/bench-learn"), help="where the runs are written"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Wall-clock and env steps from `dwm-net launch` to an eval win rate >= target, per seed,
+    and where each process's time went."""
+    from dwm_net.envs.bench import machine_info
+
+    from .bench_learn import run_seed, summarize
+    from .rundir import n_agents_of
+    from .run_cli import config_from_flags
+
+    check_scenario(scenario)
+    config_from_flags(preset, None, sets, scenario=scenario, method=method, beta=beta,
+                      eval_every=eval_every, eval_episodes=eval_episodes)  # one-line errors now
+    launch_args = ["--scenario", scenario, "--method", method, "--beta", f"{beta:g}", "--preset", preset,
+                   "--eval-every", str(eval_every), "--eval-episodes", str(eval_episodes),
+                   *[x for s in sets for x in ("--set", s)]]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results = []
+    for seed in range(seeds):
+        run_dir = root / f"{stamp}-{scenario}-{method}-b{beta:g}-s{seed}"
+        results.append(run_seed(seed, run_dir=run_dir, launch_args=launch_args, target=target,
+                                max_minutes=max_minutes, episodes_per_eval=eval_episodes,
+                                n_agents=n_agents_of(scenario)))
+    report = {"bench": "learn", "machine": machine_info(), "scenario": scenario, "method": method,
+              "beta": beta, "preset": preset, "target": target, "max_minutes": max_minutes,
+              **summarize(results), "runs": results}
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"time to eval win rate >= {target:g}: {scenario} {method} b={beta:g} "
+                        f"preset {preset} ({report['machine']['cpu']})")
+    for col in ("seed", "reached", "wall to target", "env steps", "final win rate", "act s", "train s",
+                "comms s", "env s"):
+        table.add_column(col, justify="right")
+    for r in results:
+        a = r["timers"]["agents"][0] if r["timers"]["agents"] else {}
+        table.add_row(str(r["seed"]), "yes" if r["reached"] else "no",
+                      f"{r['wall_s_to_target']:.0f} s" if r["reached"] else f">{r['elapsed_s']:.0f} s",
+                      str(r.get("env_steps_to_target", r.get("final_env_steps", "-"))),
+                      f"{r.get('final_win_rate', 1.0 if r['reached'] else 0.0):.2f}",
+                      f"{a.get('act', 0):.0f}", f"{a.get('train', 0):.0f}",
+                      f"{a.get('comms', 0) + a.get('share', 0):.0f}",
+                      f"{r['timers']['env_host'].get('env', 0):.0f}")
+    Console().print(table)
+    med = report["median_wall_s_to_target"]
+    Console().print(f"median wall-clock to target: {'not reached' if med is None else f'{med:.0f} s'} "
+                    f"({report['reached']}/{seeds} seeds reached it)")

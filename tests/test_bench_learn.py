@@ -1,0 +1,56 @@
+"""`dwm-net bench learn`: reading evaluations from a run dir, the median rule, one real run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from launch.bench_learn import evals, summarize
+from test_launch import processes_of
+
+
+def _episodes(path: Path, rows: list[tuple[str, int, bool, float]]) -> None:
+    with open(path, "w") as f:
+        for i, (mode, steps, won, t) in enumerate(rows):
+            f.write(json.dumps({"time": t, "mode": mode, "episode": i, "env_steps": steps,
+                                "return": 20.0 if won else 1.0, "won": won, "length": 10}) + "\n")
+        f.write('{"time": 99, "mode": "ev')  # a cut last line, as after a crash
+
+
+def test_evals_group_complete_evaluations_only(tmp_path: Path) -> None:
+    _episodes(tmp_path / "episodes.jsonl", [
+        ("eval", 0, False, 1.0), ("eval", 0, False, 2.0),
+        ("train", 50, True, 3.0),
+        ("eval", 100, True, 4.0), ("eval", 100, False, 5.0),
+        ("eval", 200, True, 6.0)])  # the eval at 200 is still running: one of two episodes
+    got = evals(tmp_path, episodes_per_eval=2)
+    assert [(e["env_steps"], e["win_rate"], e["time"]) for e in got] == [(0, 0.0, 2.0), (100, 0.5, 5.0)]
+    assert got[1]["return"] == pytest.approx(10.5)
+
+
+def test_median_needs_more_than_half_the_seeds() -> None:
+    runs = [{"reached": True, "wall_s_to_target": 100.0, "env_steps_to_target": 5000},
+            {"reached": True, "wall_s_to_target": 300.0, "env_steps_to_target": 9000},
+            {"reached": False}]
+    s = summarize(runs)
+    assert (s["reached"], s["median_wall_s_to_target"], s["median_env_steps_to_target"]) == (2, 300.0, 9000)
+    s = summarize(runs[1:])
+    assert s["median_wall_s_to_target"] is None  # (300 + inf) / 2: not reached
+
+
+@pytest.mark.timeout(120)
+def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "launch", "bench", "learn", "--preset", "tiny", "--target", "0",
+                        "--max-minutes", "1", "--seeds", "1", "--eval-every", "100", "--eval-episodes", "2",
+                        "--root", str(tmp_path), "--json"], capture_output=True, text=True, timeout=110)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    run = report["runs"][0]
+    assert report["reached"] == 1 and run["env_steps_to_target"] == 0  # the eval before training
+    assert 0 < run["wall_s_to_target"] <= run["elapsed_s"]
+    assert {"act", "wait"} <= set(run["timers"]["agents"][0]) and "env" in run["timers"]["env_host"]
+    assert not processes_of(tmp_path)
