@@ -26,7 +26,7 @@ import torch
 
 from agents.checkpoints import latest_checkpoint, save_checkpoint
 from agents.learner import DreamerLearner
-from agents.process import MemberProcess, StopFlag, Interrupted, LOOP_TICK_S
+from agents.process import LOOP_TICK_S, Interrupted, MemberProcess, StopFlag, run_member
 from agents.wire import WireError, acting_params, experience_from_msg
 from comms.budget import Budget
 from comms.messages import LEARNER, ExperienceMsg, ParamsMsg, SpecMsg, StopMsg
@@ -202,17 +202,8 @@ class LearnerProcess(MemberProcess):
 
 
 def run_learner(args: LearnerArgs) -> int:
-    torch.set_num_threads(1)
-    stop = StopFlag()
-    stop.install()
-    proc = LearnerProcess(args, stop)
-    try:
-        proc.start()
-        return proc.run()
-    except Interrupted:
-        return 0
-    finally:
-        proc.close()
+    """The learner process's main."""
+    return run_member(lambda stop: LearnerProcess(args, stop))
 
 
 __all__ = ["LearnerArgs", "LearnerProcess", "learner_dir", "run_learner"]

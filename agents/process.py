@@ -26,11 +26,11 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -386,12 +386,19 @@ class AgentProcess(MemberProcess):
         return 0
 
 
-def run_agent(args: AgentArgs) -> int:
-    """The agent process's main: returns its exit code (0: the run ended or was stopped)."""
+class _Runnable(Protocol):
+    def start(self) -> object: ...
+    def run(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def run_member(make: Callable[[StopFlag], _Runnable]) -> int:
+    """A member process's main: one torch thread, stop signals caught, start, run, close;
+    returns the exit code (0: the run ended or was stopped)."""
     torch.set_num_threads(1)
     stop = StopFlag()
     stop.install()
-    proc = AgentProcess(args, stop)
+    proc = make(stop)
     try:
         proc.start()
         return proc.run()
@@ -401,4 +408,9 @@ def run_agent(args: AgentArgs) -> int:
         proc.close()
 
 
-__all__ = ["AgentArgs", "AgentProcess", "MemberProcess", "Interrupted", "StopFlag", "agent_dir", "run_agent"]
+def run_agent(args: AgentArgs) -> int:
+    """The agent process's main."""
+    return run_member(lambda stop: AgentProcess(args, stop))
+
+
+__all__ = ["AgentArgs", "AgentProcess", "MemberProcess", "run_member", "Interrupted", "StopFlag", "agent_dir", "run_agent"]

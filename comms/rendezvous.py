@@ -146,14 +146,20 @@ class RendezvousServer(OwnedSocket):
     def current_spec(self) -> SpecMsg:
         return self._current_spec()
 
-    def _read_one(self) -> tuple[int, Message] | None:
+    def _next(self) -> tuple[bytes, Message] | None:
+        """One (reply address, message) off the ROUTER; None (counted) if it does not decode."""
         frames = self._sock.recv_multipart(zmq.NOBLOCK)
-        address, body = frames[0], frames[1:]
         try:
-            msg = decode(body)
+            return frames[0], decode(frames[1:])
         except MalformedMessage as e:
             self._rejects.reject("malformed", str(e))
             return None
+
+    def _read_one(self) -> tuple[int, Message] | None:
+        got = self._next()
+        if got is None:
+            return None
+        address, msg = got
         if isinstance(msg, RegisterMsg):
             member = self._register(address, msg)
             if member is not None and self._spec_sent:
@@ -173,13 +179,10 @@ class RendezvousServer(OwnedSocket):
 
     def _receive_one(self) -> int | None:
         """Read one registration; returns the id it (re)registered, None if rejected."""
-        frames = self._sock.recv_multipart(zmq.NOBLOCK)
-        address, body = frames[0], frames[1:]
-        try:
-            msg = decode(body)
-        except MalformedMessage as e:
-            self._rejects.reject("malformed", str(e))
+        got = self._next()
+        if got is None:
             return None
+        address, msg = got
         if not isinstance(msg, RegisterMsg):
             self._rejects.reject("kind", f"expected register, got {msg.KIND}")
             return None

@@ -16,9 +16,7 @@ import difflib
 import functools
 import json
 import math
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -567,18 +565,10 @@ def from_json(s: str) -> Config:
 
 def save_json(cfg: Config, path: str | Path) -> None:
     """Write atomically (temp file in the same directory, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(to_json(cfg) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from dwm_net.runlog import write_atomic
+
+    text = to_json(cfg) + "\n"
+    write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def load_json(path: str | Path) -> Config:

@@ -13,8 +13,9 @@ import logging
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
@@ -200,6 +201,29 @@ def commands_text(cfg: Config, run_dir: Path, n_agents: int, keys: Path | None) 
     return "\n".join(lines)
 
 
+def _part_config(config: Path | None, preset: str | None, file: Path | None, sets: list[str] | None,
+                 keys: Path | None, **flags: object) -> Config:
+    """What every part does first: die with a launcher parent, resolve the config, check keys."""
+    from .launcher import die_with_parent
+
+    die_with_parent()
+    cfg = _process_config(config, preset, file, sets, **flags)
+    _check_keys(keys)
+    return cfg
+
+
+def _run_part(main: Callable[[], int]) -> NoReturn:
+    """Run a part's main with logging on stderr; a part that cannot start (no env host
+    answering, a mismatched scenario) logs one line and exits 1."""
+    _setup_logging()
+    try:
+        code = main()
+    except (TimeoutError, RuntimeError) as e:
+        logging.getLogger("dwm_net").error("%s", e)
+        code = 1
+    raise typer.Exit(code)
+
+
 # --- the parts --------------------------------------------------------------------------------------
 
 def env_host(
@@ -213,20 +237,16 @@ def env_host(
 ) -> None:
     """Run the env host: rendezvous, lockstep stepping, evaluation, episodes.jsonl."""
     from .envhost import HostArgs, run_env_host
-    from .launcher import die_with_parent
 
-    die_with_parent()
-    cfg = _process_config(config, preset, file, sets, scenario=scenario, backend=backend, method=method, beta=beta,
-                          budget=budget, steps=steps, seed=seed, eval_every=eval_every,
-                          eval_episodes=eval_episodes)
-    _check_keys(keys)
+    cfg = _part_config(config, preset, file, sets, keys, scenario=scenario, backend=backend,
+                       method=method, beta=beta, budget=budget, steps=steps, seed=seed,
+                       eval_every=eval_every, eval_episodes=eval_episodes)
     _check_backend(cfg)
-    _setup_logging()
     if config is None and not (run_dir / "config.json").exists():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_config(run_dir, cfg)
-    raise typer.Exit(run_env_host(HostArgs(cfg, bind, run_dir, metrics=metrics, keys=keys,
-                                           agent_timeout_s=agent_timeout)))
+    _run_part(lambda: run_env_host(HostArgs(cfg, bind, run_dir, metrics=metrics, keys=keys,
+                                            agent_timeout_s=agent_timeout)))
 
 
 def agent(
@@ -243,24 +263,14 @@ def agent(
     """Run one agent: register with the env host, act, train, share, checkpoint."""
     from agents.process import AgentArgs, run_agent
 
-    from .launcher import die_with_parent
-
-    die_with_parent()
-    cfg = _process_config(config, preset, file, sets, scenario=scenario, backend=backend, method=method, beta=beta,
-                          budget=budget, steps=steps, seed=seed, eval_every=eval_every,
-                          eval_episodes=eval_episodes)
+    cfg = _part_config(config, preset, file, sets, keys, scenario=scenario, backend=backend,
+                       method=method, beta=beta, budget=budget, steps=steps, seed=seed,
+                       eval_every=eval_every, eval_episodes=eval_episodes)
     n = n_agents_of(cfg.env.scenario)
     if agent_id >= n:
         fail(f"--id {agent_id} is out of range: {cfg.env.scenario} has agents 0..{n - 1}")
-    _check_keys(keys)
-    _setup_logging()
-    try:
-        code = run_agent(AgentArgs(cfg, agent_id, connect, run_dir, bind=bind, advertise=advertise,
-                                   metrics=metrics, keys=keys))
-    except (TimeoutError, RuntimeError) as e:
-        logging.getLogger("agents.process").error("%s", e)
-        code = 1
-    raise typer.Exit(code)
+    _run_part(lambda: run_agent(AgentArgs(cfg, agent_id, connect, run_dir, bind=bind,
+                                          advertise=advertise, metrics=metrics, keys=keys)))
 
 
 def learner(
@@ -277,23 +287,13 @@ def learner(
     and sends the acting networks back."""
     from agents.central import LearnerArgs, run_learner
 
-    from .launcher import die_with_parent
-
-    die_with_parent()
-    cfg = _process_config(config, preset, file, sets, scenario=scenario, backend=backend, method=method, beta=beta,
-                          budget=budget, steps=steps, seed=seed, eval_every=eval_every,
-                          eval_episodes=eval_episodes)
+    cfg = _part_config(config, preset, file, sets, keys, scenario=scenario, backend=backend,
+                       method=method, beta=beta, budget=budget, steps=steps, seed=seed,
+                       eval_every=eval_every, eval_episodes=eval_episodes)
     if cfg.share.method != "centralized":
         fail(f"the learner only runs with --method centralized (this config says {cfg.share.method})")
-    _check_keys(keys)
-    _setup_logging()
-    try:
-        code = run_learner(LearnerArgs(cfg, connect, run_dir, bind=bind, advertise=advertise,
-                                       metrics=metrics, keys=keys))
-    except (TimeoutError, RuntimeError) as e:
-        logging.getLogger("agents.central").error("%s", e)
-        code = 1
-    raise typer.Exit(code)
+    _run_part(lambda: run_learner(LearnerArgs(cfg, connect, run_dir, bind=bind, advertise=advertise,
+                                              metrics=metrics, keys=keys)))
 
 
 def evaluate(
