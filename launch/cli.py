@@ -8,6 +8,7 @@ from .bench_cli import bench_app
 from .config_cli import config_app
 from .env_cli import env_app
 from .keys_cli import keys_app
+from .results_cli import register as register_results
 from .run_cli import register
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 register(app)
+register_results(app)
 
 
 def main() -> None:

@@ -1,0 +1,393 @@
+"""The paper's figures from run summaries (`launch.results`), as PNG files.
+
+Figures 1-3 show each method at its largest β (β=1: share everything), figure 4 the β sweep,
+figure 5 each method at its best β (highest mean final win rate). Seeds are averaged after
+interpolating onto common steps; bands are 95% Student t intervals over seeds (none with one seed).
+matplotlib (the ``viz`` extra) is imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .results import (
+    METHOD_ORDER,
+    SHARING_METHODS,
+    group,
+    mean_ci,
+    t975,
+    variant_label,
+    variant_sort_key,
+)
+
+VIZ_HINT = "install the viz extra: pip install 'dwm-net[viz]'"
+WM_LOSSES = (("wm/avail", "available-action loss"), ("wm/term", "termination loss"),
+             ("wm/reward", "reward loss"), ("wm/kl", "KL loss"))
+AC_LOSSES = (("ac/actor_loss", "actor loss"), ("ac/critic_loss", "critic loss"))
+
+Summary = dict[str, Any]
+Variants = dict[tuple, list[Summary]]
+
+
+@dataclass
+class PlotResult:
+    """What `plot_all` did: the PNGs written, and {figure file: why it was skipped}."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(VIZ_HINT) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _color(method: str) -> str:
+    """One fixed colour per method, the same in every figure."""
+    i = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    return f"C{i}"
+
+
+# --- aggregation over seeds ---------------------------------------------------------------------
+
+def seed_band(curves: Sequence[Sequence[Sequence[float]]], n_grid: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Mean and 95% t band of several seeds' [[x, y], ...] curves on common x.
+
+    The grid is the union of the seeds' x (or `n_grid` evenly spaced points) over the range every
+    seed covers; band arrays are None with one seed. Returns (x, mean, lo, hi).
+    """
+    curves = [np.asarray([p[:2] for p in c if p[1] is not None], float) for c in curves]
+    curves = [c for c in curves if c.size]
+    if not curves:
+        return np.array([]), np.array([]), None, None
+    lo_x, hi_x = max(c[0, 0] for c in curves), min(c[-1, 0] for c in curves)
+    if n_grid:
+        grid = np.linspace(lo_x, hi_x, n_grid) if hi_x > lo_x else np.array([lo_x])
+    else:
+        grid = np.unique(np.concatenate([c[:, 0] for c in curves]))
+        grid = grid[(grid >= lo_x) & (grid <= hi_x)]
+    ys = np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])  # (seeds, points)
+    mean = ys.mean(0)
+    if len(curves) < 2:
+        return grid, mean, None, None
+    half = t975(len(curves) - 1) * ys.std(0, ddof=1) / math.sqrt(len(curves))
+    return grid, mean, mean - half, mean + half
+
+
+def _eval_curve(s: Summary) -> list[list[float]]:
+    return [[e[0], e[1]] for e in s.get("eval") or []]
+
+
+def _losses_of(s: Summary, source: str | None = None) -> dict[str, list]:
+    """Loss curves of `source`, or of agent 0 (the learner's where agents do not train)."""
+    losses = s.get("losses") or {}
+    if source is not None:
+        return losses.get(source) or {}
+    agent0 = losses.get("agent-0") or {}
+    if any(k.startswith("wm/") for k in agent0):
+        return agent0
+    return losses.get("learner") or agent0
+
+
+def _final_mean(runs: list[Summary]) -> float:
+    finals = [s["final_win_rate"] for s in runs if s.get("final_win_rate") is not None]
+    return float(np.mean(finals)) if finals else -1.0
+
+
+def _default_variants(variants: Variants) -> Variants:
+    """Each (method, budget) at its largest β."""
+    best: dict[tuple, tuple] = {}
+    for v in variants:
+        key = (v[0], v[2])
+        if key not in best or (v[1] or 0) > (best[key][1] or 0):
+            best[key] = v
+    return {v: runs for v, runs in variants.items() if v in best.values()}
+
+
+def _best_variants(variants: Variants) -> Variants:
+    """Each (method, budget) at the β with the highest mean final win rate."""
+    best: dict[tuple, tuple] = {}
+    for v, runs in variants.items():
+        key = (v[0], v[2])
+        if key not in best or _final_mean(runs) > _final_mean(variants[best[key]]):
+            best[key] = v
+    return {v: runs for v, runs in variants.items() if v in best.values()}
+
+
+# --- drawing helpers ----------------------------------------------------------------------------
+
+def _grid(plt: Any, rows: int, cols: int, w: float = 4.6, h: float = 3.2, min_w: float = 8.0
+          ) -> tuple[Any, np.ndarray]:
+    """`rows` x `cols` panels of `w` x `h` inches, at least `min_w` wide (room for titles, legends)."""
+    fig, axes = plt.subplots(rows, cols, figsize=(max(min_w, w * cols), h * rows), squeeze=False)
+    return fig, axes
+
+
+def _legend_below(fig: Any, axes: np.ndarray, ncol: int = 3) -> None:
+    """One legend for the whole figure, under the panels, without duplicates."""
+    seen: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    if not seen:
+        fig.tight_layout()
+        return
+    widest = 0.6 + 0.075 * max(map(len, seen))  # inches: marker + text at fontsize 9
+    ncol = max(1, min(ncol, len(seen), int(fig.get_figwidth() // widest)))
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=ncol, frameon=False,
+               bbox_to_anchor=(0.5, 0.0), fontsize=9)
+    legend_in = 0.1 + 0.24 * math.ceil(len(seen) / ncol)  # inches the legend rows take
+    fig.set_figheight(fig.get_figheight() + legend_in)  # the panels keep their height
+    fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 1))
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _win_axes(ax: Any, title: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval win rate")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+
+
+def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str]) -> bool:
+    """Eval win-rate curves of `variants` (mean over seeds, t band); False if none had points."""
+    drew = False
+    for v, runs in variants.items():
+        x, mean, lo, hi = seed_band([_eval_curve(s) for s in runs])
+        if x.size == 0:
+            continue
+        drew = True
+        n = len([s for s in runs if s.get("eval")])
+        ax.plot(x, mean, color=_color(v[0]), marker="o" if x.size < 12 else None, ms=3,
+                label=f"{label(v)} (n={n})")
+        if lo is not None:
+            ax.fill_between(x, np.clip(lo, 0, 1), np.clip(hi, 0, 1), color=_color(v[0]), alpha=0.15, lw=0)
+    return drew
+
+
+# --- the figures --------------------------------------------------------------------------------
+
+def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable[[Variants], Variants],
+                 title: str, show_budget: bool, panel_legends: bool = False) -> Path | None:
+    """Win-rate curves, a panel per scenario; one shared legend, or one under each panel."""
+    panels = {scn: pick(v) for scn, v in data.items()}
+    panels = {scn: v for scn, v in panels.items() if any(s.get("eval") for runs in v.values() for s in runs)}
+    if not panels:
+        return None
+    fig, axes = _grid(plt, 1, len(panels), h=3.6)
+    for ax, (scn, variants) in zip(axes.flat, panels.items()):
+        _curves_panel(ax, variants, lambda v: variant_label(v, show_budget=show_budget))
+        _win_axes(ax, scn)
+        if panel_legends and ax.lines:
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8, ncol=2)
+    fig.suptitle(title)
+    if panel_legends:
+        fig.tight_layout()
+    else:
+        _legend_below(fig, axes)
+    return _save(plt, fig, path)
+
+
+def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool) -> Path | None:
+    rows = {scn: _default_variants(v) for scn, v in data.items()}
+    rows = {scn: v for scn, v in rows.items()
+            if any(_losses_of(s).get(k) for runs in v.values() for s in runs for k, _ in WM_LOSSES)}
+    if not rows:
+        return None
+    fig, axes = _grid(plt, len(rows), len(WM_LOSSES), w=4.0, h=3.0)
+    for r, (scn, variants) in enumerate(rows.items()):
+        for c, (key, name) in enumerate(WM_LOSSES):
+            ax = axes[r, c]
+            for v, runs in variants.items():
+                x, mean, _, _ = seed_band([_losses_of(s).get(key) or [] for s in runs], n_grid=100)
+                if x.size:
+                    ax.plot(x, mean, color=_color(v[0]), lw=1.2, label=variant_label(v, show_budget=show_budget))
+            ax.set_title(f"{scn}: {name}", fontsize=10)
+            ax.set_xlabel("env steps", fontsize=8)
+            ax.grid(alpha=0.3)
+            if not ax.lines:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
+    fig.suptitle("World-model losses of agent 0 (Centralized Training: the learner's), mean over seeds")
+    _legend_below(fig, axes)
+    return _save(plt, fig, path)
+
+
+def _fig_ac_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool) -> Path | None:
+    """Rows: methods; columns: (scenario, actor | critic); one line per agent (or the learner)."""
+    cells: dict[tuple, tuple[list[Summary], list[str]]] = {}  # (variant, scenario) -> (runs, sources)
+    for scn, variants in data.items():
+        for v, runs in _default_variants(variants).items():
+            sources = sorted({src for s in runs for src, c in (s.get("losses") or {}).items()
+                              if any(c.get(k) for k, _ in AC_LOSSES)}, key=_source_key)
+            if sources:
+                cells[(v, scn)] = (runs, sources)
+    if not cells:
+        return None
+    rows = sorted({v for v, _ in cells}, key=variant_sort_key)
+    scenarios = [scn for scn in data if any((v, scn) in cells for v in rows)]
+    fig, axes = _grid(plt, len(rows), len(scenarios) * len(AC_LOSSES), w=3.9, h=2.5)
+    for r, v in enumerate(rows):
+        for j, scn in enumerate(scenarios):
+            runs, sources = cells.get((v, scn), ([], []))
+            for c, (key, name) in enumerate(AC_LOSSES):
+                ax = axes[r, j * len(AC_LOSSES) + c]
+                for i, src in enumerate(sources):
+                    x, mean, _, _ = seed_band([_losses_of(s, src).get(key) or [] for s in runs], n_grid=100)
+                    if x.size:
+                        ax.plot(x, mean, lw=1.1, color=f"C{i}", label=src)
+                if not ax.lines:
+                    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
+                ax.set_title(f"{scn}: {name}", fontsize=9)
+                ax.grid(alpha=0.3)
+                ax.tick_params(labelsize=8)
+                if r == len(rows) - 1:
+                    ax.set_xlabel("env steps", fontsize=8)
+                if ax.lines and c == len(AC_LOSSES) - 1:
+                    ax.legend(fontsize=7, loc="upper right", ncol=max(1, math.ceil(len(sources) / 6)))
+        axes[r, 0].set_ylabel(variant_label(v, show_budget=show_budget).replace(" (", "\n("), fontsize=9)
+    fig.suptitle("Actor and critic losses per agent (Centralized Training: the learner's), mean over seeds")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return _save(plt, fig, path)
+
+
+def _source_key(name: str) -> tuple[int, int | str]:
+    """agent-0, agent-1, ..., agent-10, then learner."""
+    head, _, tail = name.rpartition("-")
+    return (0, int(tail)) if head == "agent" and tail.isdigit() else (1, name)
+
+
+def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool) -> Path | None:
+    panels = {scn: v for scn, v in data.items()
+              if any(m in SHARING_METHODS and _final_mean(runs) >= 0 for (m, _, _), runs in v.items())}
+    if not panels:
+        return None
+    fig, axes = _grid(plt, 1, len(panels), h=3.6)
+    for ax, (scn, variants) in zip(axes.flat, panels.items()):
+        lines: dict[tuple, list[tuple[float, float, float]]] = {}
+        for v, runs in variants.items():
+            finals = [s["final_win_rate"] for s in runs if s.get("final_win_rate") is not None]
+            if not finals:
+                continue
+            mean, half = mean_ci(finals)
+            if v[0] in SHARING_METHODS:
+                lines.setdefault((v[0], None, v[2]), []).append((v[1], mean, half))
+            else:
+                ax.axhline(mean, color=_color(v[0]), ls="--", lw=1.2,
+                           label=variant_label(v, show_budget=show_budget) + f" (n={len(finals)})")
+        for k, (v, pts) in enumerate(lines.items()):
+            pts.sort()
+            b, m, h = (np.array(a, float) for a in zip(*pts))
+            lo, hi = np.clip(m - h, 0, 1), np.clip(m + h, 0, 1)
+            dodge = 0.012 * (k - (len(lines) - 1) / 2)  # so equal points of two methods both show
+            ax.errorbar(b + dodge, m, yerr=[m - lo, hi - m], color=_color(v[0]), marker="o", capsize=3,
+                        label=variant_label(v, show_budget=show_budget))
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_xlabel("β (target fraction shared)")
+        ax.set_ylabel("final eval win rate")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(scn)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Final win rate against β (mean, 95% t interval over seeds)")
+    _legend_below(fig, axes)
+    return _save(plt, fig, path)
+
+
+def _fmt_bytes(x: float) -> str:
+    """Tick label of a byte count: 0, 500, 2k, 1.5M."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:g}{unit}"
+    return f"{x:g}"
+
+
+def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool) -> Path | None:
+    pts = {scn: [(v, s) for v, runs in variants.items() for s in runs
+                 if s.get("final_win_rate") is not None and (s.get("bytes") or {}).get("per_env_step") is not None]
+           for scn, variants in data.items()}
+    pts = {scn: p for scn, p in pts.items() if p}
+    if not pts:
+        return None
+    from matplotlib import ticker
+
+    fig, axes = _grid(plt, 1, len(pts), h=3.6)
+    for ax, (scn, runs) in zip(axes.flat, pts.items()):
+        xs = [s["bytes"]["per_env_step"] for _, s in runs]
+        for v, s in runs:
+            ax.scatter(s["bytes"]["per_env_step"], s["final_win_rate"], color=_color(v[0]), s=28, alpha=0.8,
+                       edgecolor="k", lw=0.4, label=variant_label(v, show_beta=False, show_budget=show_budget))
+        if min(xs) <= 0:  # zero-byte runs: linear near 0 so they stay on the axis
+            ax.set_xscale("symlog", linthresh=1.0)
+        else:
+            ax.set_xscale("log")
+            if max(xs) / min(xs) < 30:  # under ~1.5 decades: label the 2..9 ticks too
+                ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda x, _: _fmt_bytes(x)))
+                ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: _fmt_bytes(x)))
+        ax.margins(x=0.08)
+        ax.set_xlabel("wire bytes sent per env step (all agents + learner)")
+        ax.set_ylabel("final eval win rate")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(scn)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle("Win rate against communication (one point per run)")
+    _legend_below(fig, axes)
+    return _save(plt, fig, path)
+
+
+def plot_all(summaries: Sequence[Summary], out_dir: Path) -> PlotResult:
+    """Write every figure the summaries have data for into `out_dir` (created)."""
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = group(summaries)
+    show_budget = len({s.get("budget") for s in summaries}) > 1
+    has_sweep = any(len({v[1] for v in variants if v[0] == m}) > 1
+                    for variants in data.values() for m in SHARING_METHODS)
+    figures: list[tuple[str, Callable[[Path], Path | None], str]] = [
+        ("fig1_winrate.png", lambda p: _fig_winrate(
+            plt, data, p, _default_variants, "Eval win rate (each method at its largest β; 95% t band over seeds)",
+            show_budget), "no run has an evaluation"),
+        ("fig2_world_model_losses.png", lambda p: _fig_wm_losses(plt, data, p, show_budget),
+         "no run logged world-model losses"),
+        ("fig3_actor_critic_losses.png", lambda p: _fig_ac_losses(plt, data, p, show_budget),
+         "no run logged actor/critic losses"),
+        ("fig4_beta.png", lambda p: _fig_beta(plt, data, p, show_budget),
+         "no evaluated run of a sharing method (RSSM+Predictors, Actor-Critic)"),
+        ("fig5_best_beta.png", (lambda p: _fig_winrate(
+            plt, data, p, _best_variants, "Eval win rate, each method at its best β (95% t band over seeds)",
+            show_budget, panel_legends=True)) if has_sweep else (lambda p: None),
+         "no β sweep (each method ran at one β: fig1 shows the same curves)" if not has_sweep
+         else "no run has an evaluation"),
+        ("bytes_vs_winrate.png", lambda p: _fig_bytes(plt, data, p, show_budget),
+         "no run has both an evaluation and byte counters"),
+    ]
+    result = PlotResult()
+    for name, draw, why in figures:
+        written = draw(out_dir / name)
+        if written is None:
+            result.skipped[name] = why
+        else:
+            result.written.append(written)
+    return result
+
+
+__all__ = ["VIZ_HINT", "PlotResult", "plot_all", "seed_band"]
