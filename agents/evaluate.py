@@ -6,7 +6,6 @@ only, greedily, recording nothing: the same decentralized execution as in the ru
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,7 @@ from dwm_net.config import Config
 from dwm_net.envs import make_env
 from dwm_net.learning.types import EnvSpec
 from dwm_net.seeding import derive_seed, seed_everything
-
-
-def wilson_interval(wins: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a win rate (sound at 0 and 1 wins, unlike the normal one)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = wins / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+from dwm_net.stats import wilson_interval
 
 
 def load_agents(cfg: Config, spec: EnvSpec, run_dir: Path, checkpoint: str | None) -> tuple[list[Agent], list[Path]]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dwm_net.runlog import read_jsonl, write_json_atomic
+from dwm_net.stats import wilson_interval
 
 SCHEMA = 1
 MAX_POINTS = 100  # binned curves keep at most this many points
@@ -47,16 +48,6 @@ class ResultsError(ValueError):
 
 
 # --- statistics ---------------------------------------------------------------------------------
-
-def wilson_interval(wins: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of `wins` out of `n` (same formula as agents.evaluate's)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = wins / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
          2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
