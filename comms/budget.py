@@ -161,7 +161,7 @@ def make_bucket(budget: Budget, clock: Clock = time.monotonic) -> Bucket:
     return StepBucket(budget.rate, budget.burst)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     item: Any
     score: float
@@ -235,11 +235,15 @@ class SendQueue:
             item, score, wire_bytes, kind, link, payload_bytes, env_step, self._clock(), self._seq
         )
         self._seq += 1
-        self._kinds.setdefault(kind, _KindCounts())  # stats list a kind from its first offer
+        if kind not in self._kinds:
+            self._kinds[kind] = _KindCounts()  # stats list a kind from its first offer
         if wire_bytes > self.bucket.burst:
             self._record(entry, "budget")
             return False
         self._expire()
+        if not self._entries:
+            self._entries.append(entry)  # fast path: an empty queue needs no search
+            return True
         if len(self._entries) >= self.max_items:
             if _rank(entry) < _rank(self._entries[0]):
                 self._record(entry, "overflow")
@@ -256,10 +260,11 @@ class SendQueue:
         """
         self._expire()
         sent = 0
-        while self._entries and self.bucket.try_consume(self._entries[-1].wire_bytes):
+        try_consume = self.bucket.try_consume
+        while self._entries and try_consume(self._entries[-1].wire_bytes):
             entry = self._entries.pop()
             if send(entry.item):
-                self._record(entry, None)
+                self._record_sent(entry)
                 sent += 1
             else:
                 self._record(entry, "hwm")
@@ -307,6 +312,15 @@ class SendQueue:
                 if entry.t_offer < oldest_allowed:
                     self._record(entry, "age")
             self._entries = keep
+
+    def _record_sent(self, entry: _Entry) -> None:
+        """`_record(entry, None)`, the per-message path, without its branches."""
+        counts = self._kinds[entry.kind]
+        counts.sent += 1
+        counts.sent_bytes += entry.wire_bytes
+        if self._ledger is not None:
+            self._ledger.record_sent(entry.kind, entry.link, entry.payload_bytes,
+                                     entry.wire_bytes, entry.env_step)
 
     def _record(self, entry: _Entry, reason: DropReason | None) -> None:
         """Count and log one sent (reason None) or dropped item."""

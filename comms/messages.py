@@ -320,7 +320,28 @@ def _float_not_int(hint: Any) -> bool:
     return (hint is float or float in args) and not (hint is int or int in args)
 
 
+# Allowed dtypes in either byte order -> their kind letter: one dict lookup per array instead of
+# `dtype.name` (which builds a string each time). A miss falls back to the full check below.
+_ALLOWED_KIND: dict[np.dtype, str] = {
+    dt.newbyteorder(order): dt.kind for dt in ALLOWED_DTYPES.values() for order in "<>"
+}
+
+
+def _array_ok(value: Any, info: FieldInfo) -> bool:
+    """The common case of `_check_array`: True means it would pass; False, look closer."""
+    if not isinstance(value, np.ndarray):
+        return False
+    kind = _ALLOWED_KIND.get(value.dtype)
+    return (kind is not None and kind in info.kinds
+            and (info.dims is None or value.ndim == len(info.dims)))
+
+
 def _check_array(name: str, value: Any, info: FieldInfo) -> None:
+    if not _array_ok(value, info):
+        _check_array_slow(name, value, info)  # raises, saying what is wrong
+
+
+def _check_array_slow(name: str, value: Any, info: FieldInfo) -> None:
     if not isinstance(value, np.ndarray):
         raise MalformedMessage(f"field '{name}' must be a numpy array, got {type(value).__name__}")
     if value.dtype.name not in ALLOWED_DTYPES or value.dtype.fields is not None:
@@ -347,31 +368,82 @@ def _check_dims(msg: Message, infos: tuple[FieldInfo, ...]) -> None:
                     f"dimension {dim} is {first[0]} in '{first[1]}' but {size} in '{info.name}'")
 
 
+_ARRAY, _ARRAY_MAP, _META = 0, 1, 2
+_SORT_CODES = {"array": _ARRAY, "array_map": _ARRAY_MAP, "meta": _META}
+_SIMPLE = (int, float, bool, str, type(None))
+
+
+def _exact_types(hint: Any) -> frozenset[type]:
+    """Exact value types that conform to a metadata annotation as they are (no normalization),
+    so validation can accept them with one `type(v) in ...` test; empty when there is none.
+
+    Only plain scalar annotations and unions of them qualify: containers are checked in full.
+    A plain int is not exact for an annotation that wants it turned into a float.
+    """
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union,
+                                                                   types.UnionType) else (hint,)
+    if not all(m in _SIMPLE for m in members):
+        return frozenset()
+    exact = set(members)
+    if _float_not_int(hint):
+        exact.discard(int)
+    return frozenset(exact)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Per-class validation plan, built once: what `validate` would otherwise re-derive from
+    the schema for every message."""
+
+    fields: tuple[tuple[str, int, FieldInfo, frozenset[type]], ...]
+    has_dims: bool
+
+
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(cls: type[Message]) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        infos = schema(cls)
+        plan = _Plan(
+            tuple((i.name, _SORT_CODES[i.sort], i,
+                   _exact_types(i.hint) if i.sort == "meta" else frozenset()) for i in infos),
+            any(i.sort == "array" and i.dims is not None for i in infos))
+        _PLANS[cls] = plan
+    return plan
+
+
 def validate(msg: Message) -> None:
     """Raise MalformedMessage unless every field matches the schema; normalizes plain scalars."""
     cls = type(msg)
     if MESSAGE_TYPES.get(getattr(cls, "KIND", None)) is not cls:
         raise MalformedMessage(f"{cls.__name__} is not a registered message kind")
-    infos = schema(cls)
-    for info in infos:
-        value = getattr(msg, info.name)
-        if info.sort == "array":
-            if value is not None or info.required:
-                _check_array(info.name, value, info)
-        elif info.sort == "array_map":
-            if not isinstance(value, dict):
-                raise MalformedMessage(f"field '{info.name}' must be a dict of arrays")
-            for key, arr in value.items():
-                if not isinstance(key, str):
-                    raise MalformedMessage(f"field '{info.name}' has non-str key {key!r}")
-                _check_array(f"{info.name}[{key!r}]", arr, info)
-        else:
+    plan = _plan(cls)
+    values = msg.__dict__
+    for name, sort, info, exact in plan.fields:
+        value = values[name]
+        if sort == _META:
+            if type(value) in exact:
+                continue  # conforms as it is: nothing to normalize
             value = _plain(value, info.hint)
             if not _conforms(value, info.hint):
-                raise MalformedMessage(f"field '{info.name}' must be {_type_name(info.hint)}, "
+                raise MalformedMessage(f"field '{name}' must be {_type_name(info.hint)}, "
                                        f"got {type(value).__name__} {_short(value)}")
-            object.__setattr__(msg, info.name, value)
-    _check_dims(msg, infos)
+            object.__setattr__(msg, name, value)
+        elif sort == _ARRAY:
+            if value is not None or info.required:
+                _check_array(name, value, info)
+        else:
+            if not isinstance(value, dict):
+                raise MalformedMessage(f"field '{name}' must be a dict of arrays")
+            for key, arr in value.items():
+                if not isinstance(key, str):
+                    raise MalformedMessage(f"field '{name}' has non-str key {key!r}")
+                if not _array_ok(arr, info):
+                    _check_array_slow(f"{name}[{key!r}]", arr, info)
+    if plan.has_dims:
+        _check_dims(msg, schema(cls))
     if msg.sender < LEARNER:
         raise MalformedMessage(f"sender {msg.sender} is not an agent id or a known process id")
     if msg.seq < 0 or msg.step < 0:

@@ -44,7 +44,7 @@ from typing import Any, Literal, Protocol
 import zmq
 
 from comms.budget import Budget, SendQueue
-from comms.codec import decode, encode, payload_size, wire_size
+from comms.codec import _encode, _wire_size_of_bytes, decode, encode, payload_size, wire_size
 from comms.ledger import Clock, Ledger, link_name
 from comms.messages import HeartbeatMsg, MalformedMessage, Message
 from comms.security import warn_if_insecure
@@ -58,7 +58,13 @@ PeerState = Literal["joined", "alive", "lost"]
 PeerEvent = Literal["joined", "lost", "back"]
 
 HELLO_PREFIX = b"\x00hello:"
+_MORE = zmq.NOBLOCK | zmq.SNDMORE
+_COPY_THRESHOLD = zmq.COPY_THRESHOLD  # 64 KiB: received frames this large are not copied
 DEFAULT_MAX_ITEMS = 1000
+# While every expected peer has joined, `pump` reads the XPUB's subscription messages at most
+# this often (real seconds): they only announce peers (re)joining, and reading them costs about
+# as much as sending a message. `poll` reads them whenever they are there.
+SERVICE_INTERVAL_S = 0.001
 
 
 def hello_topic(agent_id: int) -> bytes:
@@ -173,12 +179,12 @@ class _Core:
     # --- the Transport interface ----------------------------------------------------------
 
     def send(self, msg: Message, *, score: float = 0.0) -> bool:
-        frames = encode(msg)
-        return self._queue.offer(frames, score, wire_size(frames), msg.KIND, self.link,
-                                 payload_size(msg), msg.step)
+        frames, payload_bytes = _encode(msg)
+        return self._queue.offer(frames, score, _wire_size_of_bytes(frames), msg.KIND, self.link,
+                                 payload_bytes, msg.step)
 
     def pump(self) -> None:
-        self._service()
+        self._pump_service()
         now = self._clock()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self._heartbeat_s
@@ -214,6 +220,10 @@ class _Core:
 
     def _service(self) -> None:
         """Hook for transport housekeeping before each pump (ZeroMQ: read subscriptions)."""
+
+    def _pump_service(self) -> None:
+        """What `pump` runs first: `_service`, unless the transport says it is not due."""
+        self._service()
 
     def _ready(self) -> bool:
         return True
@@ -252,7 +262,7 @@ class _Core:
             self._rejects.reject("own_id", f"{msg.KIND} claims our own sender id")
             return None
         self._received[msg.KIND] += 1
-        self._received_bytes[msg.KIND] += sum(len(f) for f in frames)
+        self._received_bytes[msg.KIND] += sum(map(len, frames))
         peer = self._peers.get(msg.sender)
         now = self._clock()
         if peer is None:
@@ -383,6 +393,7 @@ class ZmqTransport(_Core):
         self._curve = curve
         self._expected: set[int] = set(expect) - {agent_id}
         self._hello_seen: set[int] = set()
+        self._next_service = -math.inf  # see SERVICE_INTERVAL_S
         self._connected: dict[int, str] = {}
         _warn_if_insecure(bind, curve)
         self._sockets: list[zmq.Socket] = []
@@ -474,9 +485,18 @@ class ZmqTransport(_Core):
     def _ready(self) -> bool:
         return self._expected <= self._hello_seen
 
+    def _pump_service(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_service or not self._ready():
+            self._next_service = now + SERVICE_INTERVAL_S
+            self._service()
+
     def _service(self) -> None:
         """Read subscription messages: a hello topic names the peer that just joined."""
-        while True:
+        pub = self._pub
+        # ZMQ_EVENTS first: pump runs once per send, and a raised zmq.Again costs more than
+        # asking whether anything is there.
+        while pub.get(zmq.EVENTS) & zmq.POLLIN:
             try:
                 event = self._pub.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -494,16 +514,41 @@ class ZmqTransport(_Core):
     def _read_available(self, out: list[Message]) -> None:
         while True:
             try:
-                frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = self._recv_frames()
             except zmq.Again:
                 return
             msg = self._accept(frames)
             if msg is not None:
                 out.append(msg)
 
+    def _recv_frames(self) -> list[Any]:
+        """One multipart message (raises zmq.Again if none) as zero-copy zmq.Frames, so that
+        a large array is not copied again (decode makes read-only views of it); frame 0, the
+        small msgpack header, as bytes (unless it is 64 KiB or more: decode rejects it).
+
+        `Frame.more` says whether a part follows: cheaper than asking the socket (getsockopt
+        RCVMORE), as recv_multipart does."""
+        sub = self._sub
+        frame = sub.recv(zmq.NOBLOCK, copy=False)
+        frames: list[Any] = [frame.bytes if len(frame) < _COPY_THRESHOLD else frame]
+        while frame.more:
+            frame = sub.recv(zmq.NOBLOCK, copy=False)
+            frames.append(frame)
+        return frames
+
     def _wire_send(self, frames: list[bytes]) -> bool:
+        # Frame by frame rather than send_multipart, whose per-call checks cost as much as a
+        # frame: ZeroMQ takes a multipart message whole once it took the first frame.
+        # Copied into libzmq, not zero-copy: zero-copy sends start pyzmq's garbage-collector
+        # thread and, for the fresh buffers encode makes, save nothing measurable at 64 KiB
+        # (the copy of data still in cache is cheaper than tracking the buffer).
+        pub = self._pub
+        last = len(frames) - 1
         try:
-            self._pub.send_multipart(frames, zmq.NOBLOCK)
+            for i, frame in enumerate(frames):
+                pub.send(frame, _MORE if i < last else zmq.NOBLOCK)
         except zmq.Again:
+            if i:  # cannot happen (see above); never leave a half-sent message unnoticed
+                raise
             return False
         return True

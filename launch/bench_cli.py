@@ -48,8 +48,9 @@ def env_bench(
 def comms_bench(
     seconds: float = typer.Option(10.0, min=0.5, help="real seconds per budget-accuracy run"),
     budgets: str = typer.Option("50KB/s,500KB/s", help="comma-separated bytes/s budgets"),
-    messages_2k: int = typer.Option(20_000, min=10, help="messages in the 2 KB throughput run"),
-    messages_64k: int = typer.Option(3_000, min=10, help="messages in the 64 KB throughput run"),
+    messages_2k: int = typer.Option(100_000, min=10, help="messages in the 2 KB throughput run"),
+    messages_64k: int = typer.Option(10_000, min=10, help="messages in the 64 KB throughput run"),
+    repeats: int = typer.Option(3, min=1, help="throughput runs per path and size (medians)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Codec overhead, throughput vs raw pyzmq, budget accuracy, compact vs naive experience."""
@@ -77,13 +78,14 @@ def comms_bench(
             "compact_bytes_no_latents": without["compact"],
             "ratio_no_latents": without["naive"] / without["compact"],
         }
-    tp = [throughput(2048, messages_2k), throughput(65536, messages_64k)]
+    tp = [throughput(2048, messages_2k, repeats), throughput(65536, messages_64k, repeats)]
     report = {
         "bench": "comms",
         "machine": machine_info(),
         "codec_overhead_2k": codec_overhead(2048),
         "codec_overhead_64k": codec_overhead(65536),
-        # the whole path a message takes (transport queue, pump, poll, decode) vs raw pyzmq
+        # the whole path a message takes (encode, budget queue, ledger, send; receive, decode,
+        # validation) vs raw pyzmq; worst payload size, median over the repeats
         "throughput_ratio_vs_pyzmq": min(t["transport_ratio"] for t in tp),
         "codec_throughput_ratio_vs_pyzmq": min(t["ratio"] for t in tp),
         "budget_violations": sum(r["violations"] for r in runs),
@@ -100,15 +102,19 @@ def comms_bench(
     console = Console()
     console.print(f"codec overhead: 2 KB {report['codec_overhead_2k']:.4f}x, "
                   f"64 KB {report['codec_overhead_64k']:.4f}x (wire / array bytes)")
-    t = Table(title="throughput over tcp loopback, receiver in another process")
-    for col in ("payload", "raw pyzmq msg/s", "codec msg/s", "ratio", "transport msg/s",
-                "transport MB/s", "ratio"):
+    t = Table(title=f"throughput over tcp loopback, receiver in another process "
+                    f"(median of {repeats}; CPU µs per message: sender / receiver)")
+    for col in ("payload", "path", "msg/s", "MB/s", "ratio (range)", "CPU µs"):
         t.add_column(col, justify="right")
     for r in tp:
-        t.add_row(f"{r['payload_bytes']:,} B", f"{r['raw_msgs_per_s']:,.0f}",
-                  f"{r['dwm_msgs_per_s']:,.0f}", f"{r['ratio']:.2f}",
-                  f"{r['transport_msgs_per_s']:,.0f}", f"{r['transport_mb_per_s']:,.1f}",
-                  f"{r['transport_ratio']:.2f}")
+        for path, name, ratio in (("raw", "raw pyzmq", None), ("raw_fresh", "raw, fresh", None),
+                                  ("dwm", "codec", "ratio"),
+                                  ("transport", "transport", "transport_ratio")):
+            shown = "" if ratio is None else (
+                f"{r[ratio]:.2f} ({r[ratio + '_range'][0]:.2f}–{r[ratio + '_range'][1]:.2f})")
+            t.add_row(f"{r['payload_bytes']:,} B", name, f"{r[f'{path}_msgs_per_s']:,.0f}",
+                      f"{r[f'{path}_mb_per_s']:,.1f}", shown,
+                      f"{r[f'{path}_sender_cpu_us']:.1f} / {r[f'{path}_receiver_cpu_us']:.1f}")
     console.print(t)
     t = Table(title=f"budget accuracy, {seconds:g} s each, queue always backlogged")
     for col in ("budget", "bytes sent", "violations", "utilization"):

@@ -26,13 +26,21 @@ def test_codec_overhead_is_header_plus_framing_over_payload():
 def test_bench_comms_json_has_the_issue_keys():
     result = CliRunner().invoke(app, [
         "bench", "comms", "--seconds", "0.5", "--budgets", "50KB/s", "--messages-2k", "200",
-        "--messages-64k", "50", "--json",
+        "--messages-64k", "50", "--repeats", "1", "--json",
     ])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     for key in ("codec_overhead_2k", "codec_overhead_64k", "throughput_ratio_vs_pyzmq",
                 "budget_violations", "budget_utilization", "compact_ratio"):
         assert key in report
+    for run in report["throughput"]:
+        for path in ("raw", "raw_fresh", "dwm", "transport"):
+            assert run[f"{path}_msgs_per_s"] > 0 and run[f"{path}_mb_per_s"] > 0
+            assert run[f"{path}_sender_cpu_us"] > 0 and run[f"{path}_receiver_cpu_us"] > 0
+        assert run["transport_ratio"] == pytest.approx(
+            run["transport_msgs_per_s"] / run["raw_msgs_per_s"])  # one repeat: no median
+    assert report["throughput_ratio_vs_pyzmq"] == min(
+        run["transport_ratio"] for run in report["throughput"])
     assert report["budget_violations"] == 0
     assert report["compact_ratio"] >= 5.0
     assert set(report["compact"]) == {"3m", "2s3z", "2m_vs_1z", "2s_vs_1sc"}

@@ -326,3 +326,55 @@ def test_nan_score_is_rejected():
     q = SendQueue(parse_budget("unlimited"), max_items=2, max_age_s=None, clock=FakeClock())
     with pytest.raises(ValueError):
         _offer(q, "x", math.nan, 10)
+
+
+# --- fast paths ---------------------------------------------------------------------------
+
+
+def test_unlimited_one_item_at_a_time_is_still_ledgered_and_counted(tmp_path):
+    """The empty-queue fast path of `offer` and the sent path of `drain` record every send."""
+    clock = FakeClock(10.0)
+    with Ledger(tmp_path / "l.jsonl", clock=clock) as ledger:
+        q = SendQueue(parse_budget("unlimited"), max_items=4, max_age_s=None, clock=clock,
+                      ledger=ledger)
+        log = SendLog(clock)
+        for n in range(200):
+            assert _offer(q, n, float(n % 3), 100 + n, kind="params" if n % 2 else "experience",
+                          step=n)
+            assert q.drain(log) == 1
+        live = ledger.summary()
+    assert [item for _, item in log.sent] == list(range(200))
+    lines = (tmp_path / "l.jsonl").read_text().splitlines()
+    assert len(lines) == 200
+    assert Ledger.read_summary(tmp_path / "l.jsonl") == live
+    stats = q.stats()
+    assert stats["sent"] == 200 and stats["queued"] == 0
+    assert stats["sent_bytes"] == sum(100 + n for n in range(200))
+    assert stats["by_kind"]["params"]["sent"] == stats["by_kind"]["experience"]["sent"] == 100
+
+
+def test_order_is_the_same_whether_the_queue_was_empty_or_not():
+    """An item offered to an empty queue (appended, no search) ranks like any other."""
+    clock = FakeClock()
+    q = SendQueue(parse_budget("unlimited"), max_items=10, max_age_s=None, clock=clock)
+    _offer(q, "first", 1.0, 100)  # empty queue: fast path
+    for item, score in [("b", 3.0), ("c", 1.0), ("d", 0.5), ("e", 3.0)]:
+        _offer(q, item, score, 100)
+    log = SendLog(clock)
+    assert q.drain(log) == 5
+    assert [item for _, item in log.sent] == ["b", "e", "first", "c", "d"]
+    _offer(q, "alone", 0.0, 100)  # empty again after the drain
+    assert q.drain(log) == 1 and log.sent[-1][1] == "alone"
+
+
+def test_refusal_after_the_fast_path_is_still_an_hwm_drop(tmp_path):
+    clock = FakeClock()
+    with Ledger(tmp_path / "l.jsonl", clock=clock) as ledger:
+        q = SendQueue(parse_budget("unlimited"), max_items=4, max_age_s=None, clock=clock,
+                      ledger=ledger)
+        log = SendLog(clock)
+        log.accept = False
+        _offer(q, "x", 1.0, 100)
+        assert q.drain(log) == 0
+    assert q.stats()["dropped"]["hwm"] == 1
+    assert '"reason":"hwm"' in (tmp_path / "l.jsonl").read_text()

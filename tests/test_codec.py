@@ -455,3 +455,60 @@ def test_naive_experience_shapes() -> None:
 def test_compact_is_5x_smaller_with_latents(obs_dim: int, n_actions: int) -> None:
     sizes = compact.experience_bytes(obs_dim, n_actions, t=20, latent=(32, 32), float16=True)
     assert sizes["naive"] >= 5 * sizes["compact"]
+
+
+# --- fast paths behave like the general ones --------------------------------------------------
+
+@pytest.mark.parametrize("msg", samples(), ids=lambda m: m.KIND)
+def test_decoded_message_is_built_like_the_constructor_builds_it(msg: Message) -> None:
+    """decode fills the instance without calling __init__: same fields, same order, same types."""
+    out = decode(encode(msg))
+    built = type(msg)(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)})
+    assert list(vars(out)) == list(vars(built)) == [f.name for f in dataclasses.fields(out)]
+    for name in vars(out):
+        assert type(vars(out)[name]) is type(vars(built)[name]), name
+
+
+def test_decoded_default_factories_are_fresh_per_message() -> None:
+    frames = encode(RegisterMsg(sender=0, agent_id=0, endpoint="tcp://a:1"))
+    header = msgpack.unpackb(frames[0], raw=False)
+    del header["m"]["host"]  # an older sender that did not know the field
+    frames = [msgpack.packb(header, use_bin_type=True)]
+    a, b = decode(frames), decode(frames)
+    assert a.host == {} and b.host == {} and a.host is not b.host
+
+
+def test_decoded_int_for_a_float_field_becomes_a_float() -> None:
+    frames = encode(HeartbeatMsg(sender=0, time=5.0))
+    header = msgpack.unpackb(frames[0], raw=False)
+    header["m"]["time"] = 5
+    out = decode([msgpack.packb(header, use_bin_type=True)])
+    assert type(out.time) is float and out.time == 5.0
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ({"w": np.zeros(2, object)}, "field 'arrays['w']' has dtype '|O'"),
+    ({"w": [1, 2]}, "field 'arrays['w']' must be a numpy array"),
+    ({"w": np.zeros(2, np.complex64)}, "not allowed"),
+    ({"w": np.zeros(2, [("a", "f4")])}, "not allowed"),
+])
+def test_dict_of_arrays_errors_still_name_the_entry(arrays: dict[str, Any], words: str) -> None:
+    with pytest.raises(MalformedMessage, match=re.escape(words)):
+        ParamsMsg(sender=LEARNER, arrays=arrays)
+
+
+def test_big_endian_and_every_allowed_dtype_pass_validation_in_either_byte_order() -> None:
+    for name in ALLOWED_DTYPES:
+        for order in "<>":
+            arr = np.zeros(3, np.dtype(name).newbyteorder(order))
+            out = decode(encode(ParamsMsg(sender=LEARNER, arrays={"a": arr})))
+            assert out.arrays["a"].dtype == np.dtype(name).newbyteorder("<")
+
+
+def test_encode_snapshots_the_arrays() -> None:
+    """The frames are a copy taken at encode: changing the array later (parameters trained in
+    place while the message waits in a queue) does not change what is sent."""
+    w = np.arange(100_000, dtype=np.float32)  # over pyzmq's zero-copy threshold
+    frames = encode(ParamsMsg(sender=LEARNER, arrays={"w": w}))
+    w += 1
+    np.testing.assert_array_equal(decode(frames).arrays["w"], np.arange(100_000, dtype=np.float32))

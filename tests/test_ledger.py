@@ -7,7 +7,7 @@ import json
 import pytest
 
 from comms.budget import Budget, SendQueue, parse_budget
-from comms.ledger import Ledger, link_name
+from comms.ledger import DROP_REASONS, Ledger, link_name
 
 
 class FakeClock:
@@ -184,3 +184,52 @@ def test_in_memory_ledger_and_unlimited_queue(tmp_path):
     assert s["sent"] == 50 and s["wire_bytes_sent"] == 500_000_000
     assert s["wire_bytes_sent_per_s"] is None  # all at one instant: no rate
     assert s["wire_bytes_sent_per_step"] == pytest.approx(500_000_000 / 49)
+
+
+# --- the formatted line -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("t", [0.0, 0.5, 1_764_101_700.25, 1e-7, 1e22, 123456789.123456789, 7,
+                               float("nan"), float("inf")])
+@pytest.mark.parametrize("link, kind", [("0->*", "params"), ("12->3", "experience"),
+                                        ('a"b\\c', "k\u00e9\n\t")])
+@pytest.mark.parametrize("reason", [None, *DROP_REASONS])
+def test_each_line_is_exactly_what_json_dumps_writes(tmp_path, t, link, kind, reason):
+    """The record is formatted without json.dumps; the line must not differ by one byte."""
+    path = tmp_path / "l.jsonl"
+    outcome = "sent" if reason is None else "dropped"
+    with Ledger(path, clock=FakeClock(t)) as ledger:
+        ledger.record(kind=kind, link=link, payload_bytes=2048, wire_bytes=2115, step=120,
+                      outcome=outcome, reason=reason)
+    rec = {"t": t, "step": 120, "link": link, "kind": kind, "payload_bytes": 2048,
+           "wire_bytes": 2115, "outcome": outcome, "reason": reason}
+    assert path.read_text() == json.dumps(rec, separators=(",", ":")) + "\n"
+
+
+def test_numpy_numbers_are_written_as_json_would_be_after_conversion(tmp_path):
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "l.jsonl"
+    with Ledger(path, clock=FakeClock(np.float64(2.5))) as ledger:
+        ledger.record(kind="x", link="0->1", payload_bytes=int(np.int64(7)), wire_bytes=9,
+                      step=3, outcome="sent")
+    assert json.loads(path.read_text()) == {"t": 2.5, "step": 3, "link": "0->1", "kind": "x",
+                                            "payload_bytes": 7, "wire_bytes": 9,
+                                            "outcome": "sent", "reason": None}
+
+
+def test_every_record_is_in_the_file_when_record_returns(tmp_path):
+    """No buffering on our side: a crash after record() cannot lose the line."""
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path, clock=FakeClock(1.0))
+    for n in range(1, 501):
+        _record(ledger, step=n, outcome="sent")
+        if n % 100 == 0:
+            assert [rec["step"] for rec in _lines(path)] == list(range(1, n + 1))
+    ledger.close()
+    ledger.close()  # idempotent
+    assert len(_lines(path)) == 500
+
+
+def test_an_empty_reason_is_rejected():
+    with pytest.raises(ValueError):
+        _record(Ledger(None, clock=FakeClock()), outcome="dropped", reason="")

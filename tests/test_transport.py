@@ -518,3 +518,42 @@ def test_zmq_two_processes_exchange_both_ways(ctx: zmq.Context) -> None:
             proc.kill()
             proc.wait(timeout=5)
         a.close()
+
+
+@pytest.mark.timeout(20)
+def test_zmq_large_arrays_arrive_intact_and_are_snapshots_of_send_time(ctx: zmq.Context,
+                                                                          tmp_path: Path) -> None:
+    """Frames of 64 KiB and more go zero-copy both ways; what arrives is the array as it was at
+    `send`, even if the sender changes it before `pump` puts it on the wire."""
+    from comms.messages import LEARNER, ParamsMsg
+
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    a = ZmqTransport(LEARNER, ANY_PORT, {}, UNLIMITED, ctx=ctx, expect={1}, ledger=ledger)
+    b = ZmqTransport(1, ANY_PORT, {LEARNER: a.bound_endpoint}, UNLIMITED, ctx=ctx)
+    try:
+        assert until(a._ready, 5, lambda: (a.pump(), b.poll(0.01)))
+        sizes = [10, 65_536, 300_000]
+        arrays = {f"w{n}": np.arange(n, dtype=np.float32) for n in sizes}
+        assert a.send(ParamsMsg(sender=LEARNER, seq=1, arrays=arrays))
+        for arr in arrays.values():
+            arr += 1  # trained in place while the message waits in the queue
+        got: list[Message] = []
+        assert until(lambda: got, 5, lambda: (a.pump(), got.extend(b.poll(0.05))))
+        (msg,) = got
+        for n in sizes:
+            out = msg.arrays[f"w{n}"]
+            np.testing.assert_array_equal(out, np.arange(n, dtype=np.float32))
+            assert not out.flags.writeable
+        sent = [r for r in map(eval_json, (tmp_path / "ledger.jsonl").read_text().splitlines())
+                if r["kind"] == "params"]
+        assert len(sent) == 1 and sent[0]["payload_bytes"] == 4 * sum(sizes)
+    finally:
+        a.close()
+        b.close()
+        ledger.close()
+
+
+def eval_json(line: str) -> dict:
+    import json
+
+    return json.loads(line)
