@@ -118,9 +118,13 @@ def test_kill_9_of_an_agent_is_recovered_and_the_run_completes(tmp_path: Path) -
 @pytest.mark.timeout(150)
 def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = start("launch", "--preset", "tiny", "--steps", "100000", "--run-dir", str(run), "--no-live")
+    # Periodic checkpoints: a SIGINT that lands in a training round skips the final one by
+    # design (the round may have half-updated the networks), and the last periodic one stands.
+    proc = start("launch", "--preset", "tiny", "--steps", "100000", "--set", "run.checkpoint_every=50",
+                 "--run-dir", str(run), "--no-live")
     try:
-        wait_for(lambda: train_steps(run) > 0, 90, "the first training episode")
+        wait_for(lambda: (run / "checkpoints/agent-0/latest.json").exists()
+                 and (run / "checkpoints/agent-1/latest.json").exists(), 90, "the first checkpoints")
         children = processes_of(run)
         assert len(children) >= 3  # env host and two agents (and the launcher itself)
         sent = time.monotonic()
