@@ -220,6 +220,12 @@ class ModelConfig(_Section):
     kl_balance: float = _f(0.8, "[0,1]")
     kl_scale: float = _f(1.0, ">=0")  # multiplier of the KL term in the world-model loss
     free_nats: float = _f(0.0, ">=0")  # KL below this many nats is not penalised (0 = off)
+    # KL over the C categoricals: summed (False, DreamerV2) or averaged (True, MAMBA's
+    # state_divergence_loss), i.e. C times less pressure on the posterior.
+    # Default True: offline on 3m (20k scripted/random steps, cpu preset, 2000 updates) the
+    # reward head's correlation with true reward (predicted as in imagination) was 0.68/0.84/0.83/
+    # 0.85 at 500/1000/1500/2000 updates vs 0.55/0.73/0.71/0.84 summed, with lower obs loss.
+    kl_average: bool = True
 
 
 @dataclass(frozen=True)
@@ -364,7 +370,8 @@ PRESETS: dict[str, Preset] = {
         "paper section 5: hidden 256, 32x32 latents, seq 20, horizon 15, batch 40, 250k replay",
         {
             "model": {"hidden": 256, "layers": 2, "deter": 256, "n_categoricals": 32, "n_classes": 32,
-                      "embed": 256, "kl_balance": 0.8, "kl_scale": 1.0, "free_nats": 0.0},
+                      "embed": 256, "kl_balance": 0.8, "kl_scale": 1.0, "free_nats": 0.0,
+                      "kl_average": False},  # DreamerV2 sums the KL over the categoricals
             "train": {"seq_len": 20, "horizon": 15, "capacity": 250_000, "wm_epochs": 5, "ac_epochs": 4,
                       "ppo_epochs": 5, "batch_size": 40, "entropy": 0.01, "entropy_decay": 0.99998,
                       "grad_clip_wm": 100.0, "grad_clip_policy": 20.0,
@@ -382,14 +389,16 @@ PRESETS: dict[str, Preset] = {
     #     MODEL_BATCH_SIZE=BATCH_SIZE=40, SEQ_LENGTH=50, N_SAMPLES=1 (train after every rollout),
     #     GRAD_CLIP=100, GRAD_CLIP_POLICY=100, HORIZON=15, ENTROPY=0.001, ENTROPY_ANNEALING=0.99998
     #   agent/optim/utils.py: ppo_loss eps=0.2; state_divergence_loss balance=0.2 on the
-    #     posterior-training term, i.e. 0.8 on the prior term; no free nats, KL unscaled.
+    #     posterior-training term, i.e. 0.8 on the prior term; no free nats, KL unscaled; the KL
+    #     is summed over classes, then averaged over categoricals (`.mean(-1)`): kl_average.
     #   (DreamerControllerConfig.py holds only exploration noise, 0, which has no field here.)
     # MAMBA's dense heads use ELU; this project uses ReLU everywhere, as the paper states.
     "mamba": Preset(
         "MAMBA's published DreamerLearnerConfig values (seq 50, 500k replay, lr 2e-4/5e-4/5e-4)",
         {
             "model": {"hidden": 256, "layers": 2, "deter": 256, "n_categoricals": 32, "n_classes": 32,
-                      "embed": 256, "kl_balance": 0.8, "kl_scale": 1.0, "free_nats": 0.0},
+                      "embed": 256, "kl_balance": 0.8, "kl_scale": 1.0, "free_nats": 0.0,
+                      "kl_average": True},
             "train": {"seq_len": 50, "batch_size": 40, "horizon": 15, "capacity": 500_000,
                       "wm_epochs": 1, "ac_epochs": 1, "ppo_epochs": 5,
                       "lr_wm": 2e-4, "lr_actor": 5e-4, "lr_critic": 5e-4, "gamma": 0.99, "lam": 0.95,

@@ -192,6 +192,24 @@ def test_free_nats_floor_the_kl() -> None:
     assert torch.allclose(kl, torch.full_like(kl, 1e3))
 
 
+def test_kl_average_is_the_sum_over_categoricals_divided_by_their_count() -> None:
+    spec = make_spec(*SIZES[0])
+    batch = random_batch(2, 3, spec)
+    kls = {}
+    for average in (False, True):
+        model = make_model(spec, kl_average=average)
+        torch.manual_seed(1)  # the same posterior samples for both
+        kls[average] = model.losses(batch)["kl"]
+    assert kls[False].min() > 0
+    assert torch.allclose(kls[True], kls[False] / model.cfg.n_categoricals, rtol=1e-5)
+
+
+def test_presets_sum_or_average_the_kl_as_their_sources_do() -> None:
+    from dwm_net.config import load_config
+    assert load_config("paper").model.kl_average is False  # DreamerV2
+    assert load_config("mamba").model.kl_average is True  # MAMBA state_divergence_loss: .mean(-1)
+
+
 # -- Algorithm 1 routing --------------------------------------------------------------------------
 
 

@@ -218,8 +218,9 @@ class WorldModel(nn.Module):
         ``reward``: 0.5 * squared error of reward[t] predicted from the successor of s_t;
         ``term``: Bernoulli NLL of continue[t] = 1 - term[t], also from the successor;
         ``avail``: Bernoulli NLL summed over A of avail[t] predicted from s_t;
-        ``kl``: balanced KL(post_t || prior_t) summed over the C categoricals, each direction
-        floored at ``free_nats``:
+        ``kl``: balanced KL(post_t || prior_t) summed over the C categoricals (DreamerV2), or
+        averaged over them when ``model.kl_average`` (MAMBA), each direction floored at
+        ``free_nats``:
         ``kl_balance * KL(sg(q) || p) + (1 - kl_balance) * KL(q || sg(p))``.
         """
         tb = batch if isinstance(batch, TensorBatch) else TensorBatch.from_numpy(batch, self.device)
@@ -236,8 +237,9 @@ class WorldModel(nn.Module):
 
         q, p = categorical_probs(post_logits), categorical_probs(prior_logits)
         free, bal = self.cfg.free_nats, self.cfg.kl_balance
-        kl_prior = categorical_kl(q.detach(), p).clamp(min=free)  # trains the prior
-        kl_post = categorical_kl(q, p.detach()).clamp(min=free)  # trains the posterior
+        per = self.cfg.n_categoricals if self.cfg.kl_average else 1  # sum (DreamerV2) or mean (MAMBA)
+        kl_prior = (categorical_kl(q.detach(), p) / per).clamp(min=free)  # trains the prior
+        kl_post = (categorical_kl(q, p.detach()) / per).clamp(min=free)  # trains the posterior
         kl = bal * kl_prior + (1.0 - bal) * kl_post
         return {"obs": obs_loss, "reward": reward_loss, "term": term_loss, "avail": avail_loss, "kl": kl}
 
