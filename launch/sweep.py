@@ -203,7 +203,7 @@ def check_parallel(parallel: int, cells: list[Cell]) -> str | None:
     """A warning when K runs would need more processes than the machine has cores."""
     cores = os.cpu_count() or 1
     widest = max((n_agents_of(c.scenario) + 1 + (c.method == "centralized") for c in cells), default=1)
-    if parallel * widest > cores:
+    if parallel > 1 and parallel * widest > cores:  # one run at a time is the least it can do
         return (f"--parallel {parallel} runs up to {parallel * widest} processes on {cores} cores; "
                 f"they will share cores and each run will be slower")
     return None
