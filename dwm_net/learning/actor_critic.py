@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from dwm_net.config import ModelConfig, TrainConfig
+from dwm_net.learning.sampling import sample_index
 from dwm_net.learning.types import EnvSpec, Trajectory
 
 # Finite rather than -inf so that p * log p stays 0 (not NaN) for masked actions.
@@ -125,7 +126,7 @@ class ActorCritic(nn.Module):
         logits = masked_logits(self.actor(feat), avail)
         if greedy:
             return logits.argmax(-1), logits
-        return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1), logits
+        return sample_index(torch.softmax(logits, -1)), logits
 
     @torch.no_grad()
     def _targets(self, traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

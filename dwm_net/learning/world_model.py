@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwm_net.config import ModelConfig, TrainConfig
+from dwm_net.learning.sampling import sample_index
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
 
 UNIMIX = 0.01  # fraction of the uniform distribution mixed into every categorical
@@ -91,7 +92,7 @@ def categorical_probs(logits: torch.Tensor) -> torch.Tensor:
 def sample_onehot(probs: torch.Tensor) -> torch.Tensor:
     """(..., C, K) one-hot sample whose gradient is that of ``probs`` (straight-through)."""
     k = probs.shape[-1]
-    index = torch.multinomial(probs.reshape(-1, k), 1).reshape(probs.shape[:-1])
+    index = sample_index(probs)
     onehot = F.one_hot(index, k).to(probs.dtype)
     return onehot + probs - probs.detach()
 
