@@ -3,7 +3,7 @@
 Layout (everything a plot shows is recomputed from these files)::
 
     runs/<time>-<scenario>-<method>-b<beta>/
-      config.json          resolved config, seeds, agent count, how it was started
+      config.json          resolved config, seeds, agent count, how it was started, git commit
       done.json            the run reached its steps (finish time, restarts per process)
       episodes.jsonl       one line per train or eval episode (env host)
       agent-<i>.jsonl      one line per training episode of agent i (losses, bytes, counters)
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import platform
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,8 +59,25 @@ def run_record(cfg: Config, argv: list[str] | None = None) -> dict[str, Any]:
                   "processes": [derive_seed(seed, i, "process") for i in range(n)]},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": {"hostname": socket.gethostname(), "python": platform.python_version()},
+        "code": code_version(),
         "command": argv if argv is not None else sys.argv,
     }
+
+
+def code_version() -> dict[str, Any]:
+    """The git commit of the code that runs (and whether the tree had uncommitted changes);
+    empty outside a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if commit.returncode != 0:
+        return {}
+    return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
 def write_config(run_dir: Path, cfg: Config, argv: list[str] | None = None) -> None:
