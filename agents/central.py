@@ -8,7 +8,11 @@ training) and broadcasts the acting networks (`ParamsMsg`: RSSM posterior path a
 far larger than any burst), but every byte it sends is in its ledger, ``ledger-learner.jsonl``.
 
 Schedule: the agents' episodes end together (lockstep), so one training round per episode of
-the team is one round per ``n_agents`` finished agent-episodes received. An agent-episode is
+the team is one round per ``n_agents`` finished agent-episodes received. After each team
+episode it has learned from, the learner tells the env host (a `MetricsMsg` on the control
+channel), and the host starts the next training episode only then (or after a timeout): a round
+takes longer than an episode of acting, and without the wait the agents would play several
+episodes per round, a different schedule from the decentralized methods'. An agent-episode is
 recognised by its chunks' header ``step`` (the agent's env-step count when it sent them,
 equal for all chunks of one episode).
 """
@@ -29,7 +33,7 @@ from agents.learner import DreamerLearner
 from agents.process import LOOP_TICK_S, Interrupted, MemberProcess, StopFlag, run_member
 from agents.wire import WireError, acting_params, experience_from_msg
 from comms.budget import Budget
-from comms.messages import LEARNER, ExperienceMsg, ParamsMsg, SpecMsg, StopMsg
+from comms.messages import LEARNER, ExperienceMsg, MetricsMsg, ParamsMsg, SpecMsg, StopMsg
 from dwm_net.config import Config
 from dwm_net.learning.types import EnvSpec
 from dwm_net.runlog import JsonlWriter, TensorBoardLog, now, write_atomic
@@ -136,6 +140,7 @@ class LearnerProcess(MemberProcess):
             return
         if len(learner.replay) < max(t.prefill, t.seq_len):
             self.rounds = team_episodes // t.train_every  # the schedule starts after prefill
+            self._report(team_episodes)
             return
         t0 = time.perf_counter()
         with self.stop.training():
@@ -151,6 +156,15 @@ class LearnerProcess(MemberProcess):
         every = self.cfg.run.checkpoint_every
         if every and self.steps_received // every > getattr(self, "_last_ckpt", 0) // every:
             self.checkpoint()
+        self._report(team_episodes)
+
+    def _report(self, team_episodes: int) -> None:
+        """Tell the env host a team episode has been learned from: it holds the next episode
+        until then, which keeps the paper's schedule (one round per episode) even though a
+        round takes longer than an episode of acting."""
+        assert self.control is not None
+        self.control.send(MetricsMsg(sender=LEARNER, seq=self.rounds, step=self.steps_received,
+                                     values={"team_episodes": team_episodes, "rounds": self.rounds}))
 
     def broadcast(self) -> None:
         learner, transport = self.learner, self.transport

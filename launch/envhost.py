@@ -36,7 +36,7 @@ import numpy as np
 import zmq
 
 from agents.process import StopFlag
-from comms.messages import ENV_HOST, LEARNER, ActionMsg, StepMsg, StopMsg
+from comms.messages import ENV_HOST, LEARNER, ActionMsg, Message, MetricsMsg, StepMsg, StopMsg
 from comms.metrics import MetricsPublisher
 from comms.rendezvous import RendezvousServer
 from comms.security import CurveSetup, KeyRing
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "env-host.json"
 RECENT = 20  # train episodes in the "recent" win rate and return
+LEARNER_WAIT_S = 120.0  # centralized: the longest the next episode waits for the learner
 
 
 class HostError(RuntimeError):
@@ -84,6 +85,7 @@ class EnvHost:
         self.status = "starting"
         self._last_publish = -math.inf
         self.watch = Stopwatch()  # env stepping vs waiting for the agents
+        self.learner_reports = 0  # team episodes the centralized learner said it learned from
 
     @property
     def state_path(self) -> Path:
@@ -142,6 +144,7 @@ class EnvHost:
                     self.state["next_eval"] = (self.state["env_steps"] // cfg.eval_every + 1) * cfg.eval_every
                     self._save_state()
                     continue
+                learner_mark = self.learner_reports
                 ret, won, length = self.episode(greedy=False)
                 if length == 0:
                     break  # stopped mid-episode
@@ -154,6 +157,7 @@ class EnvHost:
                                     self.state["env_steps"], "train/")
                 self._save_state()
                 self._publish()
+                self._wait_for_learner(learner_mark)
             if not self.stop.set and cfg.eval_every and self.last_eval.get("eval_step") != self.state["env_steps"]:
                 self.evaluate()
         except HostError as e:
@@ -238,7 +242,7 @@ class EnvHost:
                 if isinstance(msg, ActionMsg) and 0 <= member < self.n_agents and msg.step == tick:
                     actions[member] = self._checked_action(member, msg.action, avail[member])
                 else:
-                    self.counters["ignored/" + msg.KIND] += 1
+                    self._on_member_message(member, msg)
             waited = time.monotonic() - started
             if waited >= self.args.warn_after_s and time.monotonic() - last_warn >= self.args.warn_after_s:
                 last_warn = time.monotonic()
@@ -253,6 +257,32 @@ class EnvHost:
             self._publish()
         self.status = "running"
         return [int(a) for a in actions]  # type: ignore[arg-type]
+
+    def _wait_for_learner(self, mark: int) -> None:
+        """centralized: hold the next episode until the learner has reported a team episode
+        learned since `mark` (so it trains once per episode, like every other method), at most
+        `LEARNER_WAIT_S`; a learner behind by one episode is not waited for twice."""
+        if LEARNER not in (self.server.members if self.server else ()):
+            return
+        deadline = time.monotonic() + LEARNER_WAIT_S
+        while self.learner_reports <= mark and not self.stop.set:
+            if time.monotonic() > deadline:
+                self.counters["learner_wait_timeouts"] += 1
+                log.warning("env host: the learner reported no training for %.0f s; going on "
+                            "(%d such timeouts)", LEARNER_WAIT_S, self.counters["learner_wait_timeouts"])
+                return
+            with self.watch("learner"):
+                got = self.server.recv(0.25)  # type: ignore[union-attr]
+            if got is not None:
+                self._on_member_message(*got)
+            self.server.restarts()  # type: ignore[union-attr]  # answered; nothing is pending
+
+    def _on_member_message(self, member: int, msg: Message) -> None:
+        """A control message other than the awaited actions."""
+        if member == LEARNER and isinstance(msg, MetricsMsg):
+            self.learner_reports += 1
+        else:
+            self.counters["ignored/" + msg.KIND] += 1
 
     def _checked_action(self, member: int, action: int, avail: np.ndarray) -> int:
         if 0 <= action < len(avail) and avail[action]:
