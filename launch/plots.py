@@ -87,8 +87,13 @@ def seed_band(curves: Sequence[Sequence[Sequence[float]]], n_grid: int | None = 
     return grid, mean, mean - half, mean + half
 
 
-def _eval_curve(s: Summary) -> list[list[float]]:
-    return [[e[0], e[1]] for e in s.get("eval") or []]
+# Eval curve columns: [env_steps, win_rate, mean_return, n_episodes]; SMAC scales returns to <= 20.
+METRICS = {"win": (1, "eval win rate", (0.0, 1.0)), "return": (2, "eval mean return", (0.0, 20.0))}
+
+
+def _eval_curve(s: Summary, metric: str = "win") -> list[list[float]]:
+    col = METRICS[metric][0]
+    return [[e[0], e[col]] for e in s.get("eval") or []]
 
 
 def _losses_of(s: Summary, source: str | None = None) -> dict[str, list]:
@@ -160,19 +165,22 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
     return path
 
 
-def _win_axes(ax: Any, title: str) -> None:
+def _win_axes(ax: Any, title: str, metric: str = "win") -> None:
+    _, name, (lo, hi) = METRICS[metric]
+    pad = 0.03 * (hi - lo)
     ax.set_title(title)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("eval win rate")
-    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel(name)
+    ax.set_ylim(lo - pad, hi + pad)
     ax.grid(alpha=0.3)
 
 
-def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str]) -> bool:
-    """Eval win-rate curves of `variants` (mean over seeds, t band); False if none had points."""
+def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], metric: str = "win") -> bool:
+    """Eval curves of `variants` (mean over seeds, t band); False if none had points."""
     drew = False
+    bounds = METRICS[metric][2]
     for v, runs in variants.items():
-        x, mean, lo, hi = seed_band([_eval_curve(s) for s in runs])
+        x, mean, lo, hi = seed_band([_eval_curve(s, metric) for s in runs])
         if x.size == 0:
             continue
         drew = True
@@ -180,14 +188,15 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str]) ->
         ax.plot(x, mean, color=_color(v[0]), marker="o" if x.size < 12 else None, ms=3,
                 label=f"{label(v)} (n={n})")
         if lo is not None:
-            ax.fill_between(x, np.clip(lo, 0, 1), np.clip(hi, 0, 1), color=_color(v[0]), alpha=0.15, lw=0)
+            ax.fill_between(x, np.clip(lo, *bounds), np.clip(hi, *bounds), color=_color(v[0]), alpha=0.15, lw=0)
     return drew
 
 
 # --- the figures --------------------------------------------------------------------------------
 
 def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable[[Variants], Variants],
-                 title: str, show_budget: bool, panel_legends: bool = False) -> Path | None:
+                 title: str, show_budget: bool, panel_legends: bool = False,
+                 metric: str = "win") -> Path | None:
     """Win-rate curves, a panel per scenario; one shared legend, or one under each panel."""
     panels = {scn: pick(v) for scn, v in data.items()}
     panels = {scn: v for scn, v in panels.items() if any(s.get("eval") for runs in v.values() for s in runs)}
@@ -195,8 +204,8 @@ def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable
         return None
     fig, axes = _grid(plt, 1, len(panels), h=3.6)
     for ax, (scn, variants) in zip(axes.flat, panels.items()):
-        _curves_panel(ax, variants, lambda v: variant_label(v, show_budget=show_budget))
-        _win_axes(ax, scn)
+        _curves_panel(ax, variants, lambda v: variant_label(v, show_budget=show_budget), metric)
+        _win_axes(ax, scn, metric)
         if panel_legends and ax.lines:
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8, ncol=2)
     fig.suptitle(title)
@@ -366,6 +375,9 @@ def plot_all(summaries: Sequence[Summary], out_dir: Path) -> PlotResult:
         ("fig1_winrate.png", lambda p: _fig_winrate(
             plt, data, p, _default_variants, "Eval win rate (each method at its largest β; 95% t band over seeds)",
             show_budget), "no run has an evaluation"),
+        ("fig1b_return.png", lambda p: _fig_winrate(
+            plt, data, p, _default_variants, "Eval mean return (each method at its largest β; 95% t band over seeds)",
+            show_budget, metric="return"), "no run has an evaluation"),
         ("fig2_world_model_losses.png", lambda p: _fig_wm_losses(plt, data, p, show_budget),
          "no run logged world-model losses"),
         ("fig3_actor_critic_losses.png", lambda p: _fig_ac_losses(plt, data, p, show_budget),

@@ -199,7 +199,7 @@ def test_just_started_run(tmp_path: Path) -> None:
     assert s["eval"] == [] and s["train"] == [] and s["losses"] == {} and not s["done"]
     assert s["final_win_rate"] is None and s["steps_to_50"] is None and s["bytes"]["per_env_step"] is None
     assert _rows(report([s]))[("2s3z", "Actor-Critic", "1")][3:] == ["—"] * 5
-    assert len(plot_all([s], tmp_path / "figs").skipped) == 6
+    assert len(plot_all([s], tmp_path / "figs").skipped) == 7  # every figure
     err = _err(CliRunner().invoke(app, ["plot", str(d), "--out", str(tmp_path / "figs")]))
     assert "nothing to plot" in err
 
@@ -273,7 +273,7 @@ def test_plots_written(tmp_path: Path, summaries: list[dict]) -> None:
     one_scenario = [s for s in summaries if s["scenario"] == SCENARIOS[0]]  # half the panels: faster
     result = plot_all(one_scenario, tmp_path / "figs")
     names = {p.name for p in result.written}
-    assert names == {"fig1_winrate.png", "fig2_world_model_losses.png", "fig3_actor_critic_losses.png",
+    assert names == {"fig1_winrate.png", "fig1b_return.png", "fig2_world_model_losses.png", "fig3_actor_critic_losses.png",
                      "fig4_beta.png", "fig5_best_beta.png", "bytes_vs_winrate.png"}
     assert not result.skipped
     for p in result.written:
