@@ -52,7 +52,7 @@ class Learner(Protocol):
     def ready(self) -> bool: ...
 
     def train_round(self, rng: np.random.Generator, *, use_shared: bool,
-                    use_received: bool) -> tuple[dict[str, float], Trajectory]: ...
+                    use_received: bool) -> tuple[dict[str, float], Trajectory | None]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -120,14 +120,21 @@ class DreamerLearner:
         return {**metrics, "received_rollouts": received}, own
 
     def train_round(self, rng: np.random.Generator, *, use_shared: bool,
-                    use_received: bool) -> tuple[dict[str, float], Trajectory]:
+                    use_received: bool) -> tuple[dict[str, float], Trajectory | None]:
         """`wm_epochs` world-model then `ac_epochs` actor-critic updates; metrics are the last of
-        each, prefixed ``wm/`` and ``ac/``; the trajectory is the last own imagination batch."""
+        each, prefixed ``wm/`` and ``ac/``; the trajectory is the last own imagination batch.
+
+        Actor-critic warm-up: until the world model has had ``train.ac_warmup`` updates, the
+        round trains the world model only and returns no trajectory (nothing to share)."""
         t = self.cfg.train
         metrics: dict[str, float] = {}
+        own: Trajectory | None = None
         for _ in range(t.wm_epochs):
             wm_metrics = self.train_world_model(rng, use_shared=use_shared)
             metrics.update({f"wm/{k}": v for k, v in wm_metrics.items()})
+        if self.wm_updates < t.ac_warmup:
+            self.last_metrics = metrics
+            return metrics, own
         for _ in range(t.ac_epochs):
             ac_metrics, own = self.train_actor_critic(rng, use_received=use_received)
             metrics.update({f"ac/{k}": v for k, v in ac_metrics.items()})

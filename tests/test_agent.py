@@ -63,6 +63,30 @@ def test_training_counts_follow_the_schedule() -> None:
         assert not any(k.startswith("shared/") for k in m)
 
 
+
+def test_no_actor_critic_updates_before_warmup() -> None:
+    """train.ac_warmup: rounds train the world model only (and offer no rollouts) until it has
+    had that many updates; the actor's weights stay untouched until then."""
+    cfg = replace(TINY, **{"train.prefill": 0, "train.wm_epochs": 2, "train.ac_epochs": 1,
+                           "train.ac_warmup": 5, "share.method": "rollout"})
+    env, agents, _, transports = setup(cfg)
+    a = agents[0]
+    actor0 = [p.detach().clone() for p in a.learner.ac.actor.parameters()]
+    expected_ac = []
+    for _ in range(4):
+        play_episode(env, agents)
+        metrics = a.train_round()
+        # wm_updates after this round: 2, 4, 6, 8 -> actor-critic from the third round on
+        expected_ac.append(any(k.startswith("ac/") for k in metrics))
+        if a.learner.ac_updates == 0:
+            assert a._new_rollouts is None
+            assert all(torch.equal(p, q) for p, q in zip(actor0, a.learner.ac.actor.parameters()))
+        for b in agents[1:]:
+            b.train_round()
+        exchange(agents, transports)
+    assert expected_ac == [False, False, True, True]
+    assert a.learner.wm_updates == 8 and a.learner.ac_updates == 2
+
 # --- every method end to end --------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["independent", "centralized", "experience", "rollout", "both"])

@@ -88,6 +88,12 @@ def test_mamba_preset_has_published_values():
     assert (t.entropy, t.grad_clip_policy) == (0.001, 100.0)
 
 
+def test_actor_critic_warmup_is_cpu_only():
+    """Neither the paper nor MAMBA trains the world model alone before the actor."""
+    assert load_config("paper").train.ac_warmup == 0 and load_config("mamba").train.ac_warmup == 0
+    assert load_config("tiny").train.ac_warmup == 0 and load_config("cpu").train.ac_warmup == 600
+
+
 def test_tiny_is_minimal():
     tiny, cpu = load_config("tiny"), load_config("cpu")
     m = tiny.model
