@@ -9,6 +9,8 @@ dict-of-arrays field); frames 1.. are the arrays' raw C-order little-endian byte
 """
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 import math
 import threading
@@ -85,18 +87,12 @@ class _EncodePlan:
     order: tuple[tuple[str, bool], ...]  # (field, is a dict of arrays), in declaration order
 
 
-_ENCODE_PLANS: dict[type, _EncodePlan] = {}
-
-
+@functools.cache
 def _encode_plan(cls: type[Message]) -> _EncodePlan:
-    plan = _ENCODE_PLANS.get(cls)
-    if plan is None:
-        infos = schema(cls)
-        plan = _EncodePlan(
-            tuple(i.name for i in infos if i.sort == "meta" and i.name not in HEADER_FIELDS),
-            tuple((i.name, i.sort == "array_map") for i in infos if i.sort != "meta"))
-        _ENCODE_PLANS[cls] = plan
-    return plan
+    infos = schema(cls)
+    return _EncodePlan(
+        tuple(i.name for i in infos if i.sort == "meta" and i.name not in HEADER_FIELDS),
+        tuple((i.name, i.sort == "array_map") for i in infos if i.sort != "meta"))
 
 
 _local = threading.local()  # one reusable Packer per thread (packb would build one per call)
@@ -207,27 +203,21 @@ class _DecodePlan:
     factories: tuple[tuple[str, Any], ...]
 
 
-_DECODE_PLANS: dict[type, _DecodePlan] = {}
-
-
+@functools.cache
 def _decode_plan(cls: type[Message]) -> _DecodePlan:
-    plan = _DECODE_PLANS.get(cls)
-    if plan is None:
-        infos = schema(cls)
-        fields = dataclasses.fields(cls)
-        plain = (cls.__post_init__ is Message.__post_init__ and all(f.init for f in fields)
-                 and not hasattr(cls, "__slots__"))
-        plan = _DecodePlan(
-            {i.name: i for i in infos},
-            frozenset(i.name for i in infos if i.sort == "meta" and i.name not in HEADER_FIELDS),
-            tuple(i.name for i in infos if i.sort == "array_map"),
-            tuple(i.name for i in infos if i.required),
-            {f.name: None if f.default is dataclasses.MISSING else f.default for f in fields}
-            if plain else None,
-            tuple((f.name, f.default_factory) for f in fields
-                  if f.default_factory is not dataclasses.MISSING))
-        _DECODE_PLANS[cls] = plan
-    return plan
+    infos = schema(cls)
+    fields = dataclasses.fields(cls)
+    plain = (cls.__post_init__ is Message.__post_init__ and all(f.init for f in fields)
+             and not hasattr(cls, "__slots__"))
+    return _DecodePlan(
+        {i.name: i for i in infos},
+        frozenset(i.name for i in infos if i.sort == "meta" and i.name not in HEADER_FIELDS),
+        tuple(i.name for i in infos if i.sort == "array_map"),
+        tuple(i.name for i in infos if i.required),
+        {f.name: None if f.default is dataclasses.MISSING else f.default for f in fields}
+        if plain else None,
+        tuple((f.name, f.default_factory) for f in fields
+              if f.default_factory is not dataclasses.MISSING))
 
 
 def _decode(frames: Sequence[Any], limits: Limits) -> Message:

@@ -399,19 +399,13 @@ class _Plan:
     has_dims: bool
 
 
-_PLANS: dict[type, _Plan] = {}
-
-
+@functools.cache
 def _plan(cls: type[Message]) -> _Plan:
-    plan = _PLANS.get(cls)
-    if plan is None:
-        infos = schema(cls)
-        plan = _Plan(
-            tuple((i.name, _SORT_CODES[i.sort], i,
-                   _exact_types(i.hint) if i.sort == "meta" else frozenset()) for i in infos),
-            any(i.sort == "array" and i.dims is not None for i in infos))
-        _PLANS[cls] = plan
-    return plan
+    infos = schema(cls)
+    return _Plan(
+        tuple((i.name, _SORT_CODES[i.sort], i,
+               _exact_types(i.hint) if i.sort == "meta" else frozenset()) for i in infos),
+        any(i.sort == "array" and i.dims is not None for i in infos))
 
 
 def validate(msg: Message) -> None:
