@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,14 @@ import numpy as np
 import torch
 
 from agents.learner import DreamerLearner, Learner
-from agents.wire import (WireError, experience_from_msg, experience_msg, load_acting_params,
-                         rollout_from_msg, rollout_msg)
+from agents.wire import (
+    WireError,
+    experience_from_msg,
+    experience_msg,
+    load_acting_params,
+    rollout_from_msg,
+    rollout_msg,
+)
 from comms.messages import ExperienceMsg, Message, ParamsMsg, RolloutMsg
 from comms.transport import Transport
 from dwm_net.config import Config
@@ -148,12 +155,14 @@ class Agent:
         return (self.counters["episodes"] > 0 and self.counters["episodes"] % t.train_every == 0
                 and self.counters["env_steps"] >= t.prefill and self.learner.ready())
 
-    def train_round(self) -> dict[str, float]:
-        """One training round if due (else {}): losses by name, ``wm/...`` and ``ac/...``."""
+    def train_round(self, should_stop: Callable[[], bool] | None = None) -> dict[str, float]:
+        """One training round if due (else {}): losses by name, ``wm/...`` and ``ac/...``.
+        ``should_stop`` may end it early, between whole updates (see `DreamerLearner`)."""
         if not self.train_due():
             return {}
         metrics, own = self.learner.train_round(self.rng, use_shared=self.method in EXPERIENCE_METHODS,
-                                                use_received=self.method in ROLLOUT_METHODS)
+                                                use_received=self.method in ROLLOUT_METHODS,
+                                                should_stop=should_stop)
         self._new_rollouts = own
         self.counters["train_rounds"] += 1
         return metrics

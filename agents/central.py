@@ -30,7 +30,7 @@ import torch
 
 from agents.checkpoints import latest_checkpoint, save_checkpoint
 from agents.learner import DreamerLearner
-from agents.process import LOOP_TICK_S, Interrupted, MemberProcess, StopFlag, run_member
+from agents.process import LOOP_TICK_S, MemberProcess, StopFlag, run_member
 from agents.wire import WireError, acting_params, experience_from_msg
 from comms.budget import Budget
 from comms.messages import LEARNER, ExperienceMsg, MetricsMsg, ParamsMsg, SpecMsg, StopMsg
@@ -93,30 +93,26 @@ class LearnerProcess(MemberProcess):
     def run(self) -> int:
         assert self.control is not None and self.transport is not None
         last_heard = time.monotonic()
-        interrupted = False
-        try:
-            while not self.stop.set:
-                messages = self.control.poll(LOOP_TICK_S)
-                if messages:
-                    last_heard = time.monotonic()
-                for msg in messages:
-                    if isinstance(msg, StopMsg):
-                        return self._finish(checkpoint=True)
-                    if isinstance(msg, SpecMsg):
-                        self.connect_peers(msg)
-                self.transport.pump()
-                self._receive()
-                self._train_if_due()
-                if self.publish_due():
-                    self.publish(self.snapshot(), self.steps_received)
-                if time.monotonic() - last_heard > self.args.host_timeout_s:
-                    log.error("learner: no message from the env host for %.0f s; stopping",
-                              self.args.host_timeout_s)
-                    self._finish(checkpoint=True)
-                    return 1
-        except Interrupted:
-            interrupted = True
-        return self._finish(checkpoint=not interrupted)
+        while not self.stop.set:
+            messages = self.control.poll(LOOP_TICK_S)
+            if messages:
+                last_heard = time.monotonic()
+            for msg in messages:
+                if isinstance(msg, StopMsg):
+                    return self._finish()
+                if isinstance(msg, SpecMsg):
+                    self.connect_peers(msg)
+            self.transport.pump()
+            self._receive()
+            self._train_if_due()
+            if self.publish_due():
+                self.publish(self.snapshot(), self.steps_received)
+            if time.monotonic() - last_heard > self.args.host_timeout_s:
+                log.error("learner: no message from the env host for %.0f s; stopping",
+                          self.args.host_timeout_s)
+                self._finish()
+                return 1
+        return self._finish()
 
     def _receive(self) -> None:
         assert self.transport is not None and self.learner is not None
@@ -143,8 +139,8 @@ class LearnerProcess(MemberProcess):
             self._report(team_episodes)
             return
         t0 = time.perf_counter()
-        with self.stop.training():
-            metrics, _ = learner.train_round(self.rng, use_shared=False, use_received=False)
+        metrics, _ = learner.train_round(self.rng, use_shared=False, use_received=False,
+                                         should_stop=self.stop)
         self.rounds += 1
         if self.rounds % self.cfg.share.params_every == 0:
             self.broadcast()
@@ -207,8 +203,8 @@ class LearnerProcess(MemberProcess):
         self._last_ckpt = self.steps_received
         log.info("learner: resumed from %s (%d rounds)", folder, self.rounds)
 
-    def _finish(self, *, checkpoint: bool) -> int:
-        if checkpoint and self.steps_received > 0:
+    def _finish(self) -> int:
+        if self.steps_received > 0:
             self.checkpoint()
         if self.learner is not None:
             self.publish(self.snapshot(), self.steps_received, force=True)

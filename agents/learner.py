@@ -20,6 +20,7 @@ K classes, A actions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -51,8 +52,9 @@ class Learner(Protocol):
 
     def ready(self) -> bool: ...
 
-    def train_round(self, rng: np.random.Generator, *, use_shared: bool,
-                    use_received: bool) -> tuple[dict[str, float], Trajectory | None]: ...
+    def train_round(self, rng: np.random.Generator, *, use_shared: bool, use_received: bool,
+                    should_stop: Callable[[], bool] | None = None
+                    ) -> tuple[dict[str, float], Trajectory | None]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -119,23 +121,33 @@ class DreamerLearner:
         received = 0.0 if peers is None else float(peers.action.shape[1])
         return {**metrics, "received_rollouts": received}, own
 
-    def train_round(self, rng: np.random.Generator, *, use_shared: bool,
-                    use_received: bool) -> tuple[dict[str, float], Trajectory | None]:
+    def train_round(self, rng: np.random.Generator, *, use_shared: bool, use_received: bool,
+                    should_stop: Callable[[], bool] | None = None
+                    ) -> tuple[dict[str, float], Trajectory | None]:
         """`wm_epochs` world-model then `ac_epochs` actor-critic updates; metrics are the last of
         each, prefixed ``wm/`` and ``ac/``; the trajectory is the last own imagination batch.
 
         Actor-critic warm-up: until the world model has had ``train.ac_warmup`` updates, the
-        round trains the world model only and returns no trajectory (nothing to share)."""
+        round trains the world model only and returns no trajectory (nothing to share).
+
+        ``should_stop`` is asked before every update: a process told to stop ends the round
+        there, between whole updates, so what it then saves is consistent."""
         t = self.cfg.train
         metrics: dict[str, float] = {}
         own: Trajectory | None = None
+        stop = should_stop or (lambda: False)
         for _ in range(t.wm_epochs):
+            if stop():
+                self.last_metrics = metrics
+                return metrics, own
             wm_metrics = self.train_world_model(rng, use_shared=use_shared)
             metrics.update({f"wm/{k}": v for k, v in wm_metrics.items()})
         if self.wm_updates < t.ac_warmup:
             self.last_metrics = metrics
             return metrics, own
         for _ in range(t.ac_epochs):
+            if stop():
+                break
             ac_metrics, own = self.train_actor_critic(rng, use_received=use_received)
             metrics.update({f"ac/{k}": v for k, v in ac_metrics.items()})
         self.last_metrics = metrics

@@ -17,8 +17,8 @@ Records: ``agent-<i>.jsonl`` (one line per training episode, mirrored to TensorB
 rate-limited metrics to the launcher's collector when one is given.
 
 SIGTERM/SIGINT: stop at the next message boundary, checkpoint, exit 0. A signal that arrives
-during a training round aborts the round and skips the final checkpoint (the round may have
-half-updated the networks), so the last complete checkpoint stays the one to resume from.
+during a training round ends the round at the next update boundary (`should_stop`), so the
+checkpoint written then is consistent; the longest wait is one update.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,17 +58,12 @@ LOOP_TICK_S = 0.05
 BUDGET_WINDOW_S = 5.0  # budget use is reported over windows at least this long
 
 
-class Interrupted(Exception):
-    """A stop signal arrived during a training round."""
-
-
 class StopFlag:
-    """Set by SIGTERM/SIGINT; raises `Interrupted` at once while a training round runs."""
+    """Set by SIGTERM/SIGINT; loops and training rounds look at it at safe points."""
 
     def __init__(self) -> None:
         self.set = False
         self.reason = ""
-        self._in_round = False
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -77,17 +71,10 @@ class StopFlag:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.set, self.reason = True, signal.Signals(signum).name
-        if self._in_round:
-            self._in_round = False
-            raise Interrupted(self.reason)
 
-    @contextmanager
-    def training(self) -> Iterator[None]:
-        self._in_round = True
-        try:
-            yield
-        finally:
-            self._in_round = False
+    def __call__(self) -> bool:
+        """`should_stop` for a training round."""
+        return self.set
 
 
 @dataclass(frozen=True)
@@ -246,28 +233,24 @@ class AgentProcess(MemberProcess):
         """Serve the env host until `StopMsg` or a stop signal; returns the exit code."""
         assert self.control is not None and self.transport is not None and self.agent is not None
         last_heard = time.monotonic()
-        interrupted = False
-        try:
-            while not self.stop.set:
-                with self.watch("wait"):  # for the env host: its env, the other agents
-                    messages = self.control.poll(LOOP_TICK_S)
-                if messages:
-                    last_heard = time.monotonic()
-                for msg in messages:
-                    if not self._handle(msg):
-                        return self._finish(checkpoint=True)
-                with self.watch("comms"):
-                    self._service()
-                if time.monotonic() - last_heard > self.args.host_timeout_s:
-                    log.error("agent %d: no message from the env host at %s for %.0f s; stopping "
-                              "(restart with the same run dir to resume)", self.id,
-                              self.args.connect, self.args.host_timeout_s)
-                    self._finish(checkpoint=True)
-                    return 1
-        except Interrupted:
-            interrupted = True
+        while not self.stop.set:
+            with self.watch("wait"):  # for the env host: its env, the other agents
+                messages = self.control.poll(LOOP_TICK_S)
+            if messages:
+                last_heard = time.monotonic()
+            for msg in messages:
+                if not self._handle(msg):
+                    return self._finish()
+            with self.watch("comms"):
+                self._service()
+            if time.monotonic() - last_heard > self.args.host_timeout_s:
+                log.error("agent %d: no message from the env host at %s for %.0f s; stopping "
+                          "(restart with the same run dir to resume)", self.id,
+                          self.args.connect, self.args.host_timeout_s)
+                self._finish()
+                return 1
         log.info("agent %d: stopping on %s", self.id, self.stop.reason or "signal")
-        return self._finish(checkpoint=not interrupted)
+        return self._finish()
 
     def _service(self) -> None:
         """Between env-host messages: send what is queued, take in what peers sent."""
@@ -319,8 +302,8 @@ class AgentProcess(MemberProcess):
         assert agent is not None and self.records is not None
         agent.end_episode()
         t0 = time.perf_counter()
-        with self.stop.training(), self.watch("train"):
-            losses = agent.train_round()
+        with self.watch("train"):
+            losses = agent.train_round(should_stop=self.stop)
         train_s = time.perf_counter() - t0
         with self.watch("share"):
             agent.share()
@@ -376,8 +359,8 @@ class AgentProcess(MemberProcess):
         save_checkpoint(self.checkpoints, steps, agent.save)
         self._last_checkpoint_step = steps
 
-    def _finish(self, *, checkpoint: bool) -> int:
-        if checkpoint and self.agent is not None and self.agent.counters["env_steps"] > 0:
+    def _finish(self) -> int:
+        if self.agent is not None and self.agent.counters["env_steps"] > 0:
             self.checkpoint()
         if self.transport is not None:
             self.transport.pump()  # a last chance for what is queued (linger is 0)
@@ -402,8 +385,6 @@ def run_member(make: Callable[[StopFlag], _Runnable]) -> int:
     try:
         proc.start()
         return proc.run()
-    except Interrupted:
-        return 0
     finally:
         proc.close()
 
@@ -413,4 +394,4 @@ def run_agent(args: AgentArgs) -> int:
     return run_member(lambda stop: AgentProcess(args, stop))
 
 
-__all__ = ["AgentArgs", "AgentProcess", "MemberProcess", "run_member", "Interrupted", "StopFlag", "agent_dir", "run_agent"]
+__all__ = ["AgentArgs", "AgentProcess", "MemberProcess", "run_member", "StopFlag", "agent_dir", "run_agent"]

@@ -87,6 +87,23 @@ def test_no_actor_critic_updates_before_warmup() -> None:
     assert expected_ac == [False, False, True, True]
     assert a.learner.wm_updates == 8 and a.learner.ac_updates == 2
 
+def test_a_stop_request_ends_the_round_between_whole_updates() -> None:
+    """should_stop is asked before every update: True after the second ask means exactly one
+    world-model update, no actor-critic update, and consistent counters."""
+    cfg = replace(TINY, **{"train.prefill": 0, "train.wm_epochs": 3, "train.ac_epochs": 2,
+                           "share.method": "independent"})
+    env, agents, _, _ = setup(cfg)
+    play_episode(env, agents)
+    asked = []
+    metrics = agents[0].train_round(should_stop=lambda: asked.append(1) or len(asked) > 1)
+    learner = agents[0].learner
+    assert (learner.wm_updates, learner.ac_updates, len(asked)) == (1, 0, 2)
+    assert any(k.startswith("wm/") for k in metrics) and not any(k.startswith("ac/") for k in metrics)
+    assert agents[0]._new_rollouts is None  # nothing imagined this round: nothing to share
+    agents[1].train_round(should_stop=lambda: False)
+    assert (agents[1].learner.wm_updates, agents[1].learner.ac_updates) == (3, 2)
+
+
 # --- every method end to end --------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["independent", "centralized", "experience", "rollout", "both"])

@@ -118,8 +118,7 @@ def test_kill_9_of_an_agent_is_recovered_and_the_run_completes(tmp_path: Path) -
 @pytest.mark.timeout(150)
 def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    # Periodic checkpoints: a SIGINT that lands in a training round skips the final one by
-    # design (the round may have half-updated the networks), and the last periodic one stands.
+    # Periodic checkpoints too, so the test does not depend on where the signal lands.
     proc = start("launch", "--preset", "tiny", "--steps", "100000", "--set", "run.checkpoint_every=50",
                  "--run-dir", str(run), "--no-live")
     try:
