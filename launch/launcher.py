@@ -205,8 +205,9 @@ class Launcher:
             if code is None:
                 continue
             if child.restarts >= self.args.max_restarts:
-                self.fail(f"{child.name} died {child.restarts + 1} times (last exit code {code}); "
-                          f"see {child.log_path}. The run dir is resumable with --resume.")
+                deaths = child.restarts + 1
+                self.fail(f"{child.name} died {deaths} time{'s' if deaths > 1 else ''} (last exit "
+                          f"code {code}); see {child.log_path}. The run dir is resumable with --resume.")
                 return 1
             child.restarts += 1
             child.start()  # it loads its last checkpoint and registers again

@@ -115,6 +115,24 @@ def test_kill_9_of_an_agent_is_recovered_and_the_run_completes(tmp_path: Path) -
     assert not processes_of(run)
 
 
+@pytest.mark.timeout(120)
+def test_an_agent_that_keeps_dying_stops_the_run_with_a_message(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = start("launch", "--preset", "tiny", "--steps", "100000", "--max-restarts", "0",
+                 "--run-dir", str(run), "--no-live")
+    try:
+        wait_for(lambda: train_steps(run) > 0, 90, "the first training episode")
+        victims = [pid for pid, cmd in processes_of(run).items() if " agent --id 0 " in cmd]
+        os.kill(victims[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    assert "agent-0 died 1 time " in err and "logs/agent-0.log" in err and "--resume" in err
+    wait_for(lambda: not processes_of(run), 5, "every process to exit")
+    assert not (run / "done.json").exists()
+
+
 @pytest.mark.timeout(150)
 def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path) -> None:
     run = tmp_path / "run"
