@@ -33,7 +33,14 @@ from agents.learner import DreamerLearner
 from agents.process import LOOP_TICK_S, MemberProcess, StopFlag, run_member
 from agents.wire import WireError, acting_params, experience_from_msg
 from comms.budget import Budget
-from comms.messages import LEARNER, ExperienceMsg, MetricsMsg, ParamsMsg, SpecMsg, StopMsg
+from comms.messages import (
+    LEARNER,
+    ExperienceMsg,
+    MetricsMsg,
+    ParamsMsg,
+    SpecMsg,
+    StopMsg,
+)
 from dwm_net.config import Config
 from dwm_net.learning.types import EnvSpec
 from dwm_net.runlog import JsonlWriter, TensorBoardLog, now, write_atomic
@@ -72,6 +79,7 @@ class LearnerProcess(MemberProcess):
         self.steps_received = 0
         self.rejected: dict[str, int] = {}
         self.n_agents = 0
+        self._last_ckpt = 0  # steps_received at the last checkpoint
 
     def start(self) -> None:
         a, cfg = self.args, self.cfg
@@ -150,7 +158,7 @@ class LearnerProcess(MemberProcess):
         if self.tb is not None:
             self.tb.scalars(record, self.steps_received)
         every = self.cfg.run.checkpoint_every
-        if every and self.steps_received // every > getattr(self, "_last_ckpt", 0) // every:
+        if every and self.steps_received // every > self._last_ckpt // every:
             self.checkpoint()
         self._report(team_episodes)
 

@@ -24,6 +24,7 @@ checkpoint written then is consistent; the longest wait is one update.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -111,6 +112,7 @@ class MemberProcess:
         self.records: JsonlWriter | None = None
         self.tb: TensorBoardLog | None = None
         self.watch = Stopwatch()  # where this process's time goes
+        self._last_publish = -math.inf
 
     def open(self, *, connect: str, bind: str, advertise: str | None, keys: Path | None,
              metrics: str | None, budget: Budget, ledger_name: str, register_timeout_s: float) -> SpecMsg:
@@ -175,7 +177,7 @@ class MemberProcess:
         if self.metrics_pub is None:
             return False
         now_s = time.monotonic()
-        if now_s - getattr(self, "_last_publish", -1e9) < self.metrics_pub.min_interval_s:
+        if now_s - self._last_publish < self.metrics_pub.min_interval_s:
             return False
         self._last_publish = now_s
         return True
@@ -199,6 +201,7 @@ class AgentProcess(MemberProcess):
         self._episode = -1
         self._last_checkpoint_step = 0
         self._budget_mark: tuple[float, int, int] | None = None  # (time, env steps, sent bytes)
+        self._budget_value: float | None = None  # budget use over the last full window
         self.budget = link_budget(args.cfg.comms)
         self.checkpoints = agent_dir(args.run_dir, self.id)
 
@@ -346,7 +349,7 @@ class AgentProcess(MemberProcess):
             allowance = b.rate * ((mark[0] - prev[0]) if b.per == "s" else (mark[1] - prev[1]))
             self._budget_value = min(1.0, (mark[2] - prev[2]) / allowance) if allowance > 0 else None
             self._budget_mark = mark
-        return getattr(self, "_budget_value", None)
+        return self._budget_value
 
     def _publish(self) -> None:
         if self.agent is not None and self.publish_due():

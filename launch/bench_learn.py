@@ -10,7 +10,6 @@ env host), the env host (env stepping, waiting for the agents).
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from dwm_net.runlog import read_jsonl
+
+from .rundir import read_host_state
 
 POLL_S = 1.0  # how often the run directory is read
 
@@ -48,11 +49,7 @@ def timers(run_dir: Path, n_agents: int) -> dict[str, Any]:
         for rec in read_jsonl(run_dir / f"agent-{i}.jsonl"):
             last = rec
         agents.append({k.removeprefix("time/"): v for k, v in last.items() if k.startswith("time/")})
-    try:
-        host = json.loads((run_dir / "checkpoints" / "env-host.json").read_text()).get("timers", {})
-    except (OSError, ValueError):
-        host = {}
-    return {"agents": agents, "env_host": host}
+    return {"agents": agents, "env_host": read_host_state(run_dir).get("timers", {})}
 
 
 def run_seed(seed: int, *, run_dir: Path, launch_args: list[str], target: float, max_minutes: float,

@@ -24,6 +24,7 @@ the run stopped; metrics (sender -1) to the launcher's collector.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -36,18 +37,34 @@ import numpy as np
 import zmq
 
 from agents.process import StopFlag
-from comms.messages import ENV_HOST, LEARNER, ActionMsg, Message, MetricsMsg, StepMsg, StopMsg
+from comms.messages import (
+    ENV_HOST,
+    LEARNER,
+    ActionMsg,
+    Message,
+    MetricsMsg,
+    StepMsg,
+    StopMsg,
+)
 from comms.metrics import MetricsPublisher
 from comms.rendezvous import RendezvousServer
 from comms.security import CurveSetup, KeyRing
 from dwm_net.config import Config
 from dwm_net.envs import make_env
-from dwm_net.runlog import JsonlWriter, Stopwatch, TensorBoardLog, now, read_jsonl, write_json_atomic
+from dwm_net.runlog import (
+    JsonlWriter,
+    Stopwatch,
+    TensorBoardLog,
+    now,
+    read_jsonl,
+    write_json_atomic,
+)
 from dwm_net.seeding import derive_seed
+
+from .rundir import HOST_STATE_FILE
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "env-host.json"
 RECENT = 20  # train episodes in the "recent" win rate and return
 LEARNER_WAIT_S = 120.0  # centralized: the longest the next episode waits for the learner
 
@@ -89,7 +106,7 @@ class EnvHost:
 
     @property
     def state_path(self) -> Path:
-        return self.args.run_dir / "checkpoints" / STATE_FILE
+        return self.args.run_dir / HOST_STATE_FILE
 
     def start(self) -> None:
         a, cfg = self.args, self.cfg
@@ -118,8 +135,6 @@ class EnvHost:
         self.server.serve(a.register_timeout_s)
 
     def _load_state(self) -> None:
-        import json
-
         try:
             data = json.loads(self.state_path.read_text())
             self.state = {k: int(data[k]) for k in self.state}

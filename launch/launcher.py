@@ -15,7 +15,6 @@ loopback, exactly as it would across machines. The launcher only:
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -32,7 +31,7 @@ from dwm_net.config import Config
 from dwm_net.runlog import now, write_json_atomic
 
 from .live import LiveView, RunInfo, RunState, plain_line
-from .rundir import CONFIG_FILE, DONE_FILE
+from .rundir import CONFIG_FILE, DONE_FILE, read_host_state
 
 STOP_GRACE_S = 4.0  # SIGTERM -> SIGKILL: children get this long to checkpoint and exit
 DONE_GRACE_S = 60.0  # after the env host finished: agents get this long to save and exit
@@ -219,10 +218,8 @@ class Launcher:
         """`done.json`: the run reached its steps (sweeps skip it; plots may trust it)."""
         if self.stop_reason is not None:
             return
-        try:  # the env host's own counters, not the (lossy) metrics channel
-            steps = json.loads((self.args.run_dir / "checkpoints" / "env-host.json").read_text())["env_steps"]
-        except (OSError, ValueError, KeyError):
-            steps = None
+        # The env host's own counters, not the (lossy) metrics channel.
+        steps = read_host_state(self.args.run_dir).get("env_steps")
         write_json_atomic(self.args.run_dir / DONE_FILE, {
             "finished": now(), "env_steps": steps,
             "steps": self.cfg.run.steps,

@@ -31,6 +31,7 @@ from dwm_net.runlog import write_json_atomic
 from dwm_net.seeding import agent_seeds, derive_seed
 
 CONFIG_FILE = "config.json"
+HOST_STATE_FILE = "checkpoints/env-host.json"  # the env host's counters and timers
 DONE_FILE = "done.json"  # written by the launcher when the run reached its steps
 
 
@@ -108,6 +109,16 @@ def config_from_record(record: Any, where: Path | str) -> Config:
         raise RunDirError(f"{where}: {e}") from None
 
 
+def read_host_state(run_dir: Path) -> dict[str, Any]:
+    """The env host's saved counters (env_steps, episodes, ..., timers); {} if none yet or
+    unreadable (a run that has not finished an episode)."""
+    try:
+        data = json.loads((run_dir / HOST_STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_config_file(path: Path) -> Config:
     """A `config.json` handed to a process by path (the launcher does this)."""
     try:
@@ -119,5 +130,5 @@ def read_config_file(path: Path) -> Config:
     return config_from_record(record, path)
 
 
-__all__ = ["CONFIG_FILE", "DONE_FILE", "RunDirError", "config_from_record", "default_run_dir", "n_agents_of",
+__all__ = ["CONFIG_FILE", "DONE_FILE", "HOST_STATE_FILE", "read_host_state", "RunDirError", "config_from_record", "default_run_dir", "n_agents_of",
            "read_config", "read_config_file", "run_record", "write_config"]

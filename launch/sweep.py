@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .rundir import CONFIG_FILE, DONE_FILE, n_agents_of
+from .rundir import CONFIG_FILE, DONE_FILE, n_agents_of, read_host_state
 
 BETA_METHODS = ("experience", "rollout", "both")
 
@@ -72,10 +72,8 @@ def status_of(run_dir: Path, steps: int) -> str:
 
 def progress_of(run_dir: Path) -> int:
     """Training env steps so far, from the env host's counters (0 if none yet)."""
-    try:
-        return int(json.loads((run_dir / "checkpoints" / "env-host.json").read_text())["env_steps"])
-    except (OSError, ValueError, KeyError):
-        return 0
+    steps = read_host_state(run_dir).get("env_steps", 0)
+    return steps if isinstance(steps, int) else 0
 
 
 @dataclass

@@ -59,6 +59,13 @@ def processes_of(run_dir: Path) -> dict[int, str]:
     return out
 
 
+def kill_agent(run_dir: Path, agent_id: int) -> None:
+    """SIGKILL the one live agent process `agent_id` of the run."""
+    victims = [pid for pid, cmd in processes_of(run_dir).items() if f" agent --id {agent_id} " in cmd]
+    assert len(victims) == 1, victims
+    os.kill(victims[0], signal.SIGKILL)
+
+
 def train_steps(run_dir: Path) -> int:
     return max((r["env_steps"] for r in read_jsonl(run_dir / "episodes.jsonl")
                 if r.get("mode") == "train"), default=0)
@@ -102,9 +109,7 @@ def test_kill_9_of_an_agent_is_recovered_and_the_run_completes(tmp_path: Path) -
                  "--set", "run.checkpoint_every=100", "--run-dir", str(run), "--no-live")
     try:
         wait_for(lambda: (run / "checkpoints/agent-1/latest.json").exists(), 90, "a checkpoint of agent 1")
-        victims = [pid for pid, cmd in processes_of(run).items() if " agent --id 1 " in cmd]
-        assert len(victims) == 1
-        os.kill(victims[0], signal.SIGKILL)
+        kill_agent(run, 1)
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
@@ -122,8 +127,7 @@ def test_an_agent_that_keeps_dying_stops_the_run_with_a_message(tmp_path: Path) 
                  "--run-dir", str(run), "--no-live")
     try:
         wait_for(lambda: train_steps(run) > 0, 90, "the first training episode")
-        victims = [pid for pid, cmd in processes_of(run).items() if " agent --id 0 " in cmd]
-        os.kill(victims[0], signal.SIGKILL)
+        kill_agent(run, 0)
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
