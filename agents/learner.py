@@ -102,7 +102,8 @@ class DreamerLearner:
                                        self.wm.device)
         post, _, _ = self.wm.observe(batch.obs, batch.action, batch.first)
         start = post.map(lambda x: x.flatten(0, 1))  # (B, T, ...) -> (N, ...)
-        return self.wm.imagine(start, self.ac.policy, t.horizon, t.gamma)
+        return self.wm.imagine(start, self.ac.policy, t.horizon, t.gamma,
+                               sample_avail=t.imagine_avail == "sample")
 
     def received(self, n: int, rng: np.random.Generator) -> Trajectory | None:
         """Up to ``n`` received rollouts (H+1, n, ...), or None when none arrived yet."""

@@ -256,6 +256,12 @@ class TrainConfig(_Section):
     # and never took to attacking in 15k steps); MAMBA uses 0.001 with std-normalised advantages.
     entropy: float = _f(0.003, ">=0")
     entropy_decay: float = _f(0.99998, "(0,1]")  # entropy coefficient multiplier per actor update
+    # Target for the policy's normalised entropy H / log(#available actions), averaged over
+    # imagined states with a choice; 0 = off (fixed coefficient with `entropy_decay`). When on,
+    # the coefficient adapts after every actor step (log-coefficient moves by ENTROPY_RATE times
+    # the relative shortfall) and `entropy_decay` is not applied: the policy cannot collapse
+    # onto whatever an early, noisy model favours, and evaluations are greedy anyway.
+    entropy_target: float = _f(0.0, "[0,1]")
     grad_clip_wm: float = _f(100.0, ">0")  # global gradient-norm clip, world model
     grad_clip_policy: float = _f(20.0, ">0")  # global gradient-norm clip, actor and critic
     ppo_clip: float = _f(0.2, ">0")  # PPO ratio clip epsilon
@@ -275,6 +281,9 @@ class TrainConfig(_Section):
     # paper/mamba: 0 (neither trains the world model alone first; DreamerV2's `pretrain` trains
     # world model and actor together).
     ac_warmup: int = _f(600, ">=0")
+    # Which actions imagination lets the actor take: "sample" draws each action's availability
+    # from the avail head (MAMBA's rollout_policy); "threshold" allows those with p >= 0.5.
+    imagine_avail: str = _f("sample", choices=("sample", "threshold"))
     train_every: int = _f(1, ">0")  # episodes between training rounds
     prefill: int = _f(500, ">=0")  # env steps collected before the first training round
 

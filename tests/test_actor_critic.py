@@ -11,12 +11,14 @@ import torch
 
 from dwm_net.config import load_config, replace
 from dwm_net.learning.actor_critic import (
+    ENTROPY_BOUNDS,
     MASKED_LOGIT,
     ActorCritic,
     discount_weights,
     importance_ratio,
     lambda_returns,
     masked_logits,
+    normalised_entropy,
 )
 from dwm_net.learning.types import EnvSpec, Trajectory
 
@@ -187,6 +189,47 @@ def test_entropy_coefficient_decays_once_per_actor_step() -> None:
         for _ in range(3):  # one actor gradient step per PPO pass
             expected *= 0.9
         assert ac.entropy_coef == expected and metrics["entropy_coef"] == expected
+
+
+def test_normalised_entropy_is_one_for_uniform_and_zero_for_deterministic() -> None:
+    avail = torch.tensor([[True, True, True, False], [True, True, False, False], [True, False, False, False]])
+    uniform = torch.log(avail.sum(-1).float())  # H of the uniform policy over the available actions
+    assert normalised_entropy(uniform, avail) == pytest.approx(1.0)  # the 1-choice row is left out
+    assert normalised_entropy(torch.zeros(3), avail) == 0.0
+    assert normalised_entropy(torch.zeros(1), avail[2:]) == 1.0  # no state with a choice
+
+
+def test_entropy_target_raises_the_coefficient_of_a_collapsed_policy_and_lowers_it_when_above() -> None:
+    ac = make_ac(5, **{"train.entropy": 0.01, "train.entropy_target": 0.5, "train.ppo_epochs": 1})
+    traj = random_traj(ac, 3, 8)
+    with torch.no_grad():  # a near-deterministic actor: normalised entropy ~0, far below 0.5
+        ac.actor[-1].bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0, 0.0]))
+        ac.actor[-1].weight.zero_()
+    traj = Trajectory(**{**traj.__dict__, "avail": torch.ones_like(traj.avail)})
+    before = ac.entropy_coef
+    ac.update(traj)
+    assert ac.entropy_coef == pytest.approx(before * np.exp(0.1 * 1.0), rel=1e-3)  # shortfall 1
+    with torch.no_grad():  # uniform actor: normalised entropy 1, above the 0.5 target
+        ac.actor[-1].bias.zero_()
+    before = ac.entropy_coef
+    ac.update(traj)
+    assert ac.entropy_coef == pytest.approx(before * np.exp(0.1 * (0.5 - 1.0) / 0.5), rel=1e-2)
+
+
+def test_entropy_target_keeps_the_coefficient_within_its_bounds() -> None:
+    ac = make_ac(5, **{"train.entropy": 0.5, "train.entropy_target": 0.5, "train.ppo_epochs": 1})
+    traj = random_traj(ac, 3, 8)
+    traj = Trajectory(**{**traj.__dict__, "avail": torch.ones_like(traj.avail)})
+    with torch.no_grad():  # collapsed actor: the coefficient climbs to the cap and stays there
+        ac.actor[-1].bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0, 0.0]))
+        ac.actor[-1].weight.zero_()
+    for _ in range(10):
+        ac.update(traj)
+    assert ac.entropy_coef == ENTROPY_BOUNDS[1]
+    low = make_ac(5, **{"train.entropy": 1e-4, "train.entropy_target": 0.01, "train.ppo_epochs": 1})
+    for _ in range(3):  # near-uniform actor, far above a target of 0.01: down to the floor
+        low.update(traj)
+    assert low.entropy_coef == ENTROPY_BOUNDS[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,13 +17,15 @@ Design (kept simple on purpose):
   lambda-returns (DreamerV3), which never amplifies small, noisy advantages.
 - One PPO pass = one full-batch gradient step for the actor and one for the critic; the entropy
   coefficient is multiplied by `entropy_decay` after every actor step ("rates are per gradient
-  step" in the config).
+  step" in the config), or, with `train.entropy_target`, steered toward that normalised entropy
+  (see `normalised_entropy`).
 
 Shape notes: H horizon, B batch, N any batch, F feature size, A actions.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,10 @@ from dwm_net.learning.types import EnvSpec, Trajectory
 # Finite rather than -inf so that p * log p stays 0 (not NaN) for masked actions.
 MASKED_LOGIT = -1e9
 RETURN_SCALE_RATE = 0.01  # weight of each update's return range in the running scale (DreamerV3)
+# With `train.entropy_target`: per actor step, log(coef) += ENTROPY_RATE * (target - H) / target,
+# so a collapsed policy (H = 0) raises the coefficient 10x in ~23 steps; clamped to ENTROPY_BOUNDS.
+ENTROPY_RATE = 0.1
+ENTROPY_BOUNDS = (1e-5, 1.0)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int, layers: int) -> nn.Sequential:
@@ -78,6 +84,16 @@ def discount_weights(discount: torch.Tensor) -> torch.Tensor:
     that imagined state t is reached."""
     d = discount.detach()
     return torch.cat([torch.ones_like(d[:1]), d[:-1]]).cumprod(0)
+
+
+def normalised_entropy(entropy: torch.Tensor, avail: torch.Tensor) -> float:
+    """Mean of H / log(#available) over the states (..., A) with at least two available actions
+    (1 = uniform over them, 0 = deterministic); 1.0 when no state has a choice."""
+    n = avail.sum(-1)
+    choice = n >= 2
+    if not bool(choice.any()):
+        return 1.0
+    return float((entropy[choice] / n[choice].float().log()).mean())
 
 
 def log_prob(logits: torch.Tensor, avail: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -164,6 +180,16 @@ class ActorCritic(nn.Module):
             (1 - RETURN_SCALE_RATE) * self.return_scale + RETURN_SCALE_RATE * spread)
         return adv / max(1.0, self.return_scale)
 
+    def _adapt_entropy(self, entropy: torch.Tensor, avail: torch.Tensor) -> None:
+        """After one actor step: decay the coefficient, or steer it toward the entropy target."""
+        target = self.cfg.entropy_target
+        if target <= 0.0:
+            self.entropy_coef *= self.cfg.entropy_decay
+            return
+        shortfall = (target - normalised_entropy(entropy, avail)) / target
+        lo, hi = ENTROPY_BOUNDS
+        self.entropy_coef = min(hi, max(lo, self.entropy_coef * math.exp(ENTROPY_RATE * shortfall)))
+
     def update(self, traj: Trajectory) -> dict[str, float]:
         """`ppo_epochs` PPO-clip passes for the actor and MSE passes for the critic on one batch.
 
@@ -191,7 +217,7 @@ class ActorCritic(nn.Module):
             actor_loss.backward()
             nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip_policy)
             self.actor_opt.step()
-            self.entropy_coef *= cfg.entropy_decay
+            self._adapt_entropy(entropy.detach(), traj.avail)
 
             critic_loss = (weight * (self.value(feat[:-1]) - returns) ** 2).mean()
             self.critic_opt.zero_grad(set_to_none=True)
@@ -221,5 +247,5 @@ class ActorCritic(nn.Module):
         self.return_scale = float(state.get("return_scale", 0.0))  # absent in older checkpoints
 
 
-__all__ = ["ActorCritic", "MASKED_LOGIT", "discount_weights", "importance_ratio",
-           "lambda_returns", "log_prob", "masked_logits", "mlp"]
+__all__ = ["ActorCritic", "ENTROPY_BOUNDS", "ENTROPY_RATE", "MASKED_LOGIT", "discount_weights", "importance_ratio",
+           "lambda_returns", "log_prob", "masked_logits", "mlp", "normalised_entropy"]

@@ -292,7 +292,8 @@ class WorldModel(nn.Module):
         return avail | ~avail.any(-1, keepdim=True)
 
     @torch.no_grad()
-    def imagine(self, start: Latent, policy: Policy, horizon: int, gamma: float) -> Trajectory:
+    def imagine(self, start: Latent, policy: Policy, horizon: int, gamma: float,
+                sample_avail: bool = True) -> Trajectory:
         """Roll the prior forward ``horizon`` steps from ``start`` (N, ...) under ``policy``.
 
         Runs entirely without gradient: the trajectory is data, both for PPO (which recomputes
@@ -301,12 +302,13 @@ class WorldModel(nn.Module):
         Returns a :class:`Trajectory` with deter (H+1, N, R), stoch (H+1, N, C, K), action (H, N),
         logits and avail (H, N, A) for state t, and reward and discount (H, N) for taking
         action t, both predicted from state t+1 (discount = gamma * P(continue)).
+        ``sample_avail``: see :meth:`predict_avail`.
         """
         state = start.map(torch.Tensor.detach)
         deters, stochs = [state.deter], [state.stoch]
         actions, logits_, avails, rewards, discounts = [], [], [], [], []
         for _ in range(horizon):
-            avail = self.predict_avail(state)
+            avail = self.predict_avail(state, sample=sample_avail)
             action, logits = policy(state.feat(), avail)
             h = self._recurrent(state.deter, state.stoch, self._onehot(action))
             state = Latent(h, sample_onehot(categorical_probs(self._prior_logits(h))))
