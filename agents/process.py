@@ -41,7 +41,7 @@ from agents.checkpoints import latest_checkpoint, save_checkpoint
 from agents.wire import link_budget
 from comms.budget import Budget
 from comms.ledger import Ledger
-from comms.messages import ActionMsg, Message, SpecMsg, StepMsg, StopMsg
+from comms.messages import LEARNER, ActionMsg, Message, SpecMsg, StepMsg, StopMsg
 from comms.metrics import MetricsPublisher
 from comms.rendezvous import ControlClient
 from comms.security import CurveSetup, KeyRing
@@ -139,8 +139,14 @@ class MemberProcess:
         return spec
 
     def connect_peers(self, spec: SpecMsg) -> None:
+        """Subscribe to the members this one hears from: every other member, except that under
+        `centralized` an agent hears only the learner. Publishers send only to subscribers, so its
+        experience chunks then go to the learner alone instead of also to every other agent."""
         assert self.transport is not None
-        self.transport.connect_peers({int(k): v for k, v in spec.peers.items() if int(k) != self.id})
+        peers = {int(k): v for k, v in spec.peers.items() if int(k) != self.id}
+        if self.cfg.share.method == "centralized" and self.id != LEARNER and LEARNER in peers:
+            peers = {LEARNER: peers[LEARNER]}
+        self.transport.connect_peers(peers)
 
     def link_metrics(self) -> dict[str, Any]:
         """This member's bytes, drops, rejections and peers, flat (for records and the view)."""

@@ -94,6 +94,8 @@ def test_each_method_completes_and_writes_the_run_dir(method: str, tmp_path: Pat
         assert (run / "learner.jsonl").is_file() and (run / "ledger-learner.jsonl").is_file()
         assert agent0[-1].get("received/params", 0) >= 1  # acting with the learner's networks
         assert agent0[-1]["wm_updates"] == 0  # agents do not train
+        # Chunks go to the learner only: agent 0 sent some and heard none of agent 1's.
+        assert agent0[-1]["sent_bytes/experience"] > 0 and agent0[-1].get("recv_bytes/experience", 0) == 0
     elif method == "independent":
         assert agent0[-1]["sent_bytes"] == 0
     else:

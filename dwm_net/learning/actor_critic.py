@@ -40,8 +40,8 @@ from dwm_net.learning.types import EnvSpec, Trajectory
 MASKED_LOGIT = -1e9
 RETURN_SCALE_RATE = 0.01  # weight of each update's return range in the running scale (DreamerV3)
 # With `train.entropy_target`: per actor step, log(coef) += ENTROPY_RATE * (target - H) / target,
-# so a collapsed policy (H = 0) raises the coefficient 10x in ~23 steps; clamped to ENTROPY_BOUNDS.
-ENTROPY_RATE = 0.1
+# so a collapsed policy (H = 0) raises the coefficient 10x in ~115 actor steps; clamped to ENTROPY_BOUNDS.
+ENTROPY_RATE = 0.02
 ENTROPY_BOUNDS = (1e-5, 1.0)
 
 
