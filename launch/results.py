@@ -273,10 +273,13 @@ def summarize(run_dir: Path) -> dict[str, Any]:
 # --- storing and loading ------------------------------------------------------------------------
 
 def summary_name(summary: dict[str, Any]) -> str:
-    """``<scenario>-<method>-b<beta>-s<seed>.json``."""
+    """``<scenario>-<method>-b<beta>[-<budget>]-s<seed>.json``; the budget appears when it is not
+    unlimited, so runs that differ only in their byte budget do not overwrite each other."""
     beta = summary.get("beta")
     b = f"{beta:g}" if isinstance(beta, (int, float)) else str(beta)
-    return f"{summary.get('scenario')}-{summary.get('method')}-b{b}-s{summary.get('seed')}.json"
+    budget = summary.get("budget")
+    tag = "" if budget in (None, "unlimited") else "-" + re.sub(r"[^A-Za-z0-9.]+", "_", str(budget))
+    return f"{summary.get('scenario')}-{summary.get('method')}-b{b}{tag}-s{summary.get('seed')}.json"
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path) -> Path:

@@ -20,6 +20,7 @@ from launch.results import (
     load_summaries,
     mean_ci,
     summarize,
+    summary_name,
     wilson_interval,
     write_summary,
 )
@@ -234,6 +235,14 @@ def _rows(markdown: str) -> dict[tuple[str, str, str], list[str]]:
             cells = [c.strip() for c in line.strip("|").split("|")]
             rows[(scenario, cells[0], cells[1])] = cells
     return rows
+
+
+def test_summary_names_keep_budgeted_runs_apart() -> None:
+    base = {"scenario": "3m", "method": "experience", "beta": 0.01, "seed": 2}
+    assert summary_name({**base, "budget": "unlimited"}) == "3m-experience-b0.01-s2.json"
+    assert summary_name({**base, "budget": None}) == "3m-experience-b0.01-s2.json"
+    assert summary_name({**base, "budget": "2KB/step"}) == "3m-experience-b0.01-2KB_step-s2.json"
+    assert summary_name({**base, "budget": "50KB/s"}) != summary_name({**base, "budget": "2KB/step"})
 
 
 def test_report_matches_fixture(summaries: list[dict]) -> None:
