@@ -117,9 +117,13 @@ class DreamerLearner:
         """One update; returns its metrics and the *own* imagined part (what may be shared)."""
         own = self.imagine(rng)
         peers = self.received(own.action.shape[1], rng) if use_received else None
-        metrics = self.ac.update(own if peers is None else own.cat(peers))
-        self.ac_updates += 1
         received = 0.0 if peers is None else float(peers.action.shape[1])
+        # Rebinding frees the received rollouts once they are copied into the batch (a full
+        # `paper` update holds several copies of (H+1, N, F) latents at its peak).
+        batch = own if peers is None else own.cat(peers)
+        peers = None
+        metrics = self.ac.update(batch)
+        self.ac_updates += 1
         return {**metrics, "received_rollouts": received}, own
 
     def train_round(self, rng: np.random.Generator, *, use_shared: bool, use_received: bool,

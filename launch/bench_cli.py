@@ -176,6 +176,38 @@ def train_bench(
                     f"peak RSS {result['peak_rss_mib']:,.0f} MiB")
 
 
+@bench_app.command("memory")
+def memory_bench(
+    preset: str = typer.Option("paper", help="config preset whose buffer capacities and sizes are used"),
+    scenario: str = typer.Option("2s3z", help="scenario that sets obs size and actions"),
+    seed: int = typer.Option(0),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Peak RSS of one agent's learner with its own replay, shared replay and received-rollout
+    buffer all full, through a world-model update and the largest actor-critic update."""
+    from dwm_net.config import ConfigError, load_config
+
+    check_scenario(scenario)
+    try:
+        load_config(preset)
+    except ConfigError as e:
+        fail(str(e))
+    from agents.memory import bench_memory
+
+    report = {"bench": "memory", "machine": machine_info(), **bench_memory(preset, scenario, seed)}
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"one agent's learner, preset {preset}, {scenario}: replays "
+                        f"{report['replay_mb']:,.0f} MB (2 x {report['replay_capacity']:,} transitions), "
+                        f"rollout buffer {report['rollout_buffer']['mb']:,.0f} MB")
+    table.add_column("after")
+    table.add_column("peak RSS", justify="right")
+    for stage, mib in report["stages_peak_rss_mib"].items():
+        table.add_row(stage, f"{mib:,.0f} MiB")
+    Console().print(table)
+
+
 @bench_app.command("learn")
 def learn_bench(
     scenario: str = typer.Option("2s_vs_1sc", help="scenario"),

@@ -41,3 +41,24 @@ def test_bench_train_rejects_an_unknown_preset_in_one_line():
     err = result.stderr.strip()
     assert err.startswith("error: ") and "\n" not in err and "'nope'" in err, err
     assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_bench_memory_fills_every_buffer_and_reports_peak_rss_per_stage():
+    result = runner.invoke(app, ["bench", "memory", "--preset", "tiny", "--scenario", "3m", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["bench"] == "memory" and (report["preset"], report["scenario"]) == ("tiny", "3m")
+    assert (report["obs_dim"], report["n_actions"]) == (30, 9)
+    # tiny: 2000-transition replays (obs float32 + packed avail + the rest), rollouts 4 batches
+    assert report["replay_capacity"] == 2000 and report["replay_mb"] > 2 * 2000 * 30 * 4 / 1e6
+    assert report["received_rollouts_in_update"] == 4 * 8  # as many received as own (B*T)
+    stages = report["stages_peak_rss_mib"]
+    assert list(stages)[-1] == "actor-critic update (own + received)"
+    peaks = list(stages.values())
+    assert peaks == sorted(peaks) and report["peak_rss_mib"] >= peaks[-1] > 0  # a high-water mark
+
+
+def test_bench_memory_rejects_an_unknown_scenario_in_one_line():
+    result = runner.invoke(app, ["bench", "memory", "--scenario", "nope"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "nope" in result.stderr

@@ -33,7 +33,10 @@ def to_trajectory(sample: dict[str, np.ndarray], n_classes: int,
     def tensor(name: str, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(sample[name])).to(device=device, dtype=dtype)
 
-    stoch = torch.nn.functional.one_hot(tensor("stoch", torch.int64), n_classes).float()
+    # One-hot built in float32 directly: F.one_hot would first allocate it as int64 (8 bytes per
+    # class entry; 105 MB for 800 rollouts at 32x32 latents) only to convert it.
+    index = tensor("stoch", torch.int64)  # (H+1, n, C)
+    stoch = torch.zeros(*index.shape, n_classes, device=index.device).scatter_(-1, index.unsqueeze(-1), 1.0)
     return Trajectory(deter=tensor("deter", torch.float32), stoch=stoch,
                       action=tensor("action", torch.int64), logits=tensor("logits", torch.float32),
                       avail=tensor("avail", torch.bool), reward=tensor("reward", torch.float32),
