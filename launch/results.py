@@ -2,7 +2,7 @@
 
 `summarize(run_dir)` reads a run directory (see `launch.rundir` for the layout) and returns a
 compact, JSON-serialisable dict; `write_summary` stores it as
-``<scenario>-<method>-b<beta>-s<seed>.json``; `load_summaries` takes run dirs, summary files and
+``<scenario>-<method>-b<beta>[-<budget>]-s<seed>.json``; `load_summaries` takes run dirs, summary files and
 folders of either. Runs stopped early (no ``done.json``, cut last JSONL lines, missing files or
 keys) still summarize: what is missing is ``None`` or empty.
 
