@@ -165,11 +165,20 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
     return path
 
 
+def _steps_axis(ax: Any) -> None:
+    """Env steps in thousands ("12.5k"), so long tick labels do not run into each other."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
+
+
 def _win_axes(ax: Any, title: str, metric: str = "win") -> None:
     _, name, (lo, hi) = METRICS[metric]
     pad = 0.03 * (hi - lo)
     ax.set_title(title)
     ax.set_xlabel("env steps")
+    _steps_axis(ax)
     ax.set_ylabel(name)
     ax.set_ylim(lo - pad, hi + pad)
     ax.grid(alpha=0.3)
@@ -232,6 +241,7 @@ def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget:
                     ax.plot(x, mean, color=_color(v[0]), lw=1.2, label=variant_label(v, show_budget=show_budget))
             ax.set_title(f"{scn}: {name}", fontsize=10)
             ax.set_xlabel("env steps", fontsize=8)
+            _steps_axis(ax)
             ax.grid(alpha=0.3)
             if not ax.lines:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
@@ -270,6 +280,7 @@ def _fig_ac_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget:
                 ax.tick_params(labelsize=8)
                 if r == len(rows) - 1:
                     ax.set_xlabel("env steps", fontsize=8)
+                    _steps_axis(ax)
                 if ax.lines and c == len(AC_LOSSES) - 1:
                     ax.legend(fontsize=7, loc="upper right", ncol=max(1, math.ceil(len(sources) / 6)))
         axes[r, 0].set_ylabel(variant_label(v, show_budget=show_budget).replace(" (", "\n("), fontsize=9)
