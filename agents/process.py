@@ -374,7 +374,12 @@ class AgentProcess(MemberProcess):
         if self.transport is not None:
             self.transport.pump()  # a last chance for what is queued (linger is 0)
         if self.agent is not None:
-            self.publish(self.snapshot(), self.agent.counters["env_steps"], force=True)
+            snapshot = self.snapshot()
+            if self.records is not None:
+                # A last record with the final counters, bytes and timers: a run stopped before
+                # an agent finished its first training episode would otherwise leave none.
+                self.records.write({"time": now(), **snapshot, "final": True})
+            self.publish(snapshot, self.agent.counters["env_steps"], force=True)
         return 0
 
 

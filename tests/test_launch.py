@@ -90,6 +90,7 @@ def test_each_method_completes_and_writes_the_run_dir(method: str, tmp_path: Pat
     assert len(config["seeds"]["agents"]) == 2
     agent0 = list(read_jsonl(run / "agent-0.jsonl"))
     assert agent0 and agent0[-1]["env_steps"] >= train_steps(run)
+    assert agent0[-1].get("final") is True and "time/act" in agent0[-1]  # written at the stop
     if method == "centralized":
         assert (run / "learner.jsonl").is_file() and (run / "ledger-learner.jsonl").is_file()
         assert agent0[-1].get("received/params", 0) >= 1  # acting with the learner's networks
