@@ -11,9 +11,8 @@ Run it in a fresh process: `ru_maxrss` is the process's high-water mark since it
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
+from itertools import cycle, islice
 from typing import Any
 
 import numpy as np
@@ -23,14 +22,9 @@ from agents.learner import DreamerLearner
 from agents.local import env_spec
 from dwm_net.config import load_config, replace
 from dwm_net.envs import make_env
+from dwm_net.learning.bench import peak_rss_mib
 from dwm_net.learning.replay import EpisodeReplay
 from dwm_net.learning.rollouts import from_trajectory
-
-
-def peak_rss_mib() -> float:
-    """The process's peak resident set size so far, MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def _fill(buf: EpisodeReplay, episode_len: int, rng: np.random.Generator) -> None:
@@ -71,10 +65,8 @@ def _measure(preset: str, scenario: str, seed: int) -> dict[str, Any]:
     stages["world-model update"] = peak_rss_mib()
     _, own = learner.train_actor_critic(rng, use_received=False)
     stages["actor-critic update (own)"] = peak_rss_mib()
-    rollouts = from_trajectory(own)
-    while len(learner.imagined) < learner.imagined.capacity:
-        for rollout in rollouts[: learner.imagined.capacity - len(learner.imagined)]:
-            learner.imagined.add(rollout)
+    for rollout in islice(cycle(from_trajectory(own)), learner.imagined.capacity):
+        learner.imagined.add(rollout)
     stages["rollout buffer full"] = peak_rss_mib()
     metrics, _ = learner.train_actor_critic(rng, use_received=True)
     stages["actor-critic update (own + received)"] = peak_rss_mib()
@@ -90,4 +82,4 @@ def _measure(preset: str, scenario: str, seed: int) -> dict[str, Any]:
     }
 
 
-__all__ = ["bench_memory", "peak_rss_mib"]
+__all__ = ["bench_memory"]

@@ -132,6 +132,16 @@ def comms_bench(
     console.print(t)
 
 
+def check_preset(preset: str) -> None:
+    """A one-line usage error (exit 2) for an unknown preset."""
+    from dwm_net.config import ConfigError, load_config
+
+    try:
+        load_config(preset)
+    except ConfigError as e:
+        fail(str(e))
+
+
 @bench_app.command("train")
 def train_bench(
     preset: str = typer.Option("cpu", help="config preset whose sizes are measured"),
@@ -142,14 +152,10 @@ def train_bench(
 ) -> None:
     """World-model updates/s, actor-critic updates/s, acting steps/s and peak RSS of one agent's
     learning core with one torch thread, on one core."""
-    from dwm_net.config import ConfigError, load_config
     from dwm_net.learning.bench import bench_train
 
     check_scenario(scenario)
-    try:
-        load_config(preset)  # fail on a bad preset before the slow imports and replay fill
-    except ConfigError as e:
-        fail(str(e))
+    check_preset(preset)  # fail on a bad preset before the slow imports and replay fill
     with one_core() as core:
         result = bench_train(preset, scenario, seconds, seed)
     report = {"bench": "train", "core": core, **result}
@@ -185,13 +191,8 @@ def memory_bench(
 ) -> None:
     """Peak RSS of one agent's learner with its own replay, shared replay and received-rollout
     buffer all full, through a world-model update and the largest actor-critic update."""
-    from dwm_net.config import ConfigError, load_config
-
     check_scenario(scenario)
-    try:
-        load_config(preset)
-    except ConfigError as e:
-        fail(str(e))
+    check_preset(preset)
     from agents.memory import bench_memory
 
     report = {"bench": "memory", "machine": machine_info(), **bench_memory(preset, scenario, seed)}

@@ -34,6 +34,11 @@ def start(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
+def start_tiny(run: Path, *flags: str) -> subprocess.Popen[str]:
+    """`dwm-net launch` with the tiny preset into `run`, no live view, plus `flags`."""
+    return start("launch", "--preset", "tiny", *flags, "--run-dir", str(run), "--no-live")
+
+
 def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -108,8 +113,7 @@ def test_each_method_completes_and_writes_the_run_dir(method: str, tmp_path: Pat
 @pytest.mark.timeout(150)
 def test_kill_9_of_an_agent_is_recovered_and_the_run_completes(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = start("launch", "--preset", "tiny", "--method", "experience", "--steps", "1500",
-                 "--set", "run.checkpoint_every=100", "--run-dir", str(run), "--no-live")
+    proc = start_tiny(run, "--method", "experience", "--steps", "1500", "--set", "run.checkpoint_every=100")
     try:
         wait_for(lambda: (run / "checkpoints/agent-1/latest.json").exists(), 90, "a checkpoint of agent 1")
         kill_agent(run, 1)
@@ -126,8 +130,7 @@ def test_kill_9_of_an_agent_is_recovered_and_the_run_completes(tmp_path: Path) -
 @pytest.mark.timeout(120)
 def test_an_agent_that_keeps_dying_stops_the_run_with_a_message(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = start("launch", "--preset", "tiny", "--steps", "100000", "--max-restarts", "0",
-                 "--run-dir", str(run), "--no-live")
+    proc = start_tiny(run, "--steps", "100000", "--max-restarts", "0")
     try:
         wait_for(lambda: train_steps(run) > 0, 90, "the first training episode")
         kill_agent(run, 0)
@@ -144,8 +147,7 @@ def test_an_agent_that_keeps_dying_stops_the_run_with_a_message(tmp_path: Path) 
 def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path) -> None:
     run = tmp_path / "run"
     # Periodic checkpoints too, so the test does not depend on where the signal lands.
-    proc = start("launch", "--preset", "tiny", "--steps", "100000", "--set", "run.checkpoint_every=50",
-                 "--run-dir", str(run), "--no-live")
+    proc = start_tiny(run, "--steps", "100000", "--set", "run.checkpoint_every=50")
     try:
         wait_for(lambda: (run / "checkpoints/agent-0/latest.json").exists()
                  and (run / "checkpoints/agent-1/latest.json").exists(), 90, "the first checkpoints")

@@ -25,6 +25,12 @@ from dwm_net.learning.types import EnvSpec, SeqBatch
 from dwm_net.learning.world_model import TensorBatch, WorldModel, WorldModelLearner
 
 
+def peak_rss_mib() -> float:
+    """The process's peak resident set size so far, MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if platform.system() == "Darwin" else 2**10)
+
+
 def _timed(step: Callable[[], None], seconds: float) -> dict[str, float]:
     """Run ``step`` once untimed (allocator and autograd warm-up), then for about ``seconds``;
     at least one timed iteration, so a slow step still gets a rate."""
@@ -133,9 +139,7 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
         "act_steps_per_s": act_t["per_s"],
         # One training round is wm_epochs world-model steps plus ac_epochs actor-critic updates.
         "train_round_s": tr.wm_epochs / wm_t["per_s"] + tr.ac_epochs / ac_t["per_s"],
-        # ru_maxrss is KiB on Linux (bytes on macOS).
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        / (2**20 if platform.system() == "Darwin" else 2**10),
+        "peak_rss_mib": peak_rss_mib(),
         "params": {"world_model": sum(p.numel() for p in wm.parameters()),
                    "actor": sum(p.numel() for p in ac.actor.parameters()),
                    "critic": sum(p.numel() for p in ac.critic.parameters())},
@@ -152,4 +156,4 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
     }
 
 
-__all__ = ["bench_train"]
+__all__ = ["bench_train", "peak_rss_mib"]
