@@ -101,6 +101,13 @@ class Agent:
         self._new_episode: dict[str, np.ndarray] | None = None  # finished, not yet offered
         self._new_rollouts: Trajectory | None = None  # own imagination of the last round
         self._seq = 0
+        # Under an unlimited budget nothing should be dropped, but one round can offer more
+        # messages than the bounded send queue holds (rollout sharing at beta = 1: B*T per
+        # update). So a burst pumps every half queue. Under a finite budget the queue must see
+        # the whole burst before it drains, so that it keeps the best-scored items: no pumping.
+        self._pump_every = (max(1, cfg.comms.queue_size // 2) if cfg.comms.budget == "unlimited"
+                            else 0)
+        self._unpumped = 0
         self.carry = self._initial_carry()
 
     # --- acting ---------------------------------------------------------------------------------
@@ -239,6 +246,10 @@ class Agent:
         assert self.transport is not None
         queued = self.transport.send(msg, score=score)
         self.counters[f"shared/{msg.KIND}" if queued else f"send_refused/{msg.KIND}"] += 1
+        self._unpumped += 1
+        if self._pump_every and self._unpumped >= self._pump_every:
+            self.transport.pump()
+            self._unpumped = 0
 
     # --- receiving ------------------------------------------------------------------------------
 

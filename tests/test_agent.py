@@ -146,6 +146,38 @@ def test_shared_rollouts_enter_the_actor_critic_batch() -> None:
     assert all(a.metrics()["ac/received_rollouts"] == n_own for a in agents)
 
 
+def test_unlimited_budget_sends_a_burst_larger_than_the_queue() -> None:
+    # beta = 1 offers B*T rollouts per update; the queue holds 4. Unlimited: none may be dropped.
+    cfg = replace(TINY, **{"share.beta": 1.0, "share.method": "rollout", "comms.queue_size": 4})
+    env, agents, _, transports = setup(cfg)
+    play_episode(env, agents)
+    for a in agents:
+        a.train_round()
+    exchange(agents, transports)
+    n_own = cfg.train.batch_size * cfg.train.seq_len
+    for a, t in zip(agents, transports):
+        stats = t.stats()
+        assert a.counters["shared/rollout"] == n_own
+        assert sum(stats["dropped"].values()) == 0 and stats["sent"] >= n_own
+    assert all(a.counters["received/rollout"] == n_own for a in agents)
+
+
+def test_finite_budget_burst_waits_for_the_queue_to_choose() -> None:
+    # Under a budget the whole burst must reach the queue before it drains (it keeps the best
+    # scored items), so a burst larger than the queue drops the lowest instead of sending early.
+    cfg = replace(TINY, **{"share.beta": 1.0, "share.method": "rollout", "comms.queue_size": 4,
+                           "comms.budget": "1MB/s"})
+    env, agents, _, transports = setup(cfg)
+    play_episode(env, agents)
+    for a in agents:
+        a.train_round()
+        a.share()
+    n_own = cfg.train.batch_size * cfg.train.seq_len
+    for t in transports:
+        stats = t.stats()
+        assert stats["sent"] == 0 and sum(stats["dropped"].values()) == n_own - 4
+
+
 # --- Algorithm 1 routing ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["experience", "independent"])
