@@ -1,7 +1,8 @@
 """The paper's figures from run summaries (`launch.results`), as PNG files.
 
 Figures 1-3 show each method at its largest β (β=1: share everything), figure 4 the β sweep,
-figure 5 each method at its best β (highest mean final win rate). Seeds are averaged after
+figure 5 each method at its best β (highest mean final win rate, ties broken by mean final
+return). Seeds are averaged after
 interpolating onto common steps; bands are 95% Student t intervals over seeds (none with one seed).
 matplotlib (the ``viz`` extra) is imported only when a figure is drawn.
 """
@@ -107,9 +108,9 @@ def _losses_of(s: Summary, source: str | None = None) -> dict[str, list]:
     return losses.get("learner") or agent0
 
 
-def _final_mean(runs: list[Summary]) -> float:
-    finals = [s["final_win_rate"] for s in runs if s.get("final_win_rate") is not None]
-    return float(np.mean(finals)) if finals else -1.0
+def _final_mean(runs: list[Summary], key: str = "final_win_rate") -> float:
+    finals = [s[key] for s in runs if s.get(key) is not None]
+    return float(np.mean(finals)) if finals else -math.inf
 
 
 def _default_variants(variants: Variants) -> Variants:
@@ -123,11 +124,15 @@ def _default_variants(variants: Variants) -> Variants:
 
 
 def _best_variants(variants: Variants) -> Variants:
-    """Each (method, budget) at the β with the highest mean final win rate."""
+    """Each (method, budget) at the β with the highest mean final win rate; ties (e.g. every β
+    at 0 wins) go to the highest mean final eval return."""
+    def rank(runs: list[Summary]) -> tuple[float, float]:
+        return _final_mean(runs), _final_mean(runs, "final_return")
+
     best: dict[tuple, tuple] = {}
     for v, runs in variants.items():
         key = (v[0], v[2])
-        if key not in best or _final_mean(runs) > _final_mean(variants[best[key]]):
+        if key not in best or rank(runs) > rank(variants[best[key]]):
             best[key] = v
     return {v: runs for v, runs in variants.items() if v in best.values()}
 

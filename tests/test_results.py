@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from launch.cli import app
-from launch.plots import plot_all
+from launch.plots import _best_variants, plot_all
 from launch.report import report, report_json
 from launch.results import (
     METHOD_LABELS,
@@ -243,6 +243,15 @@ def test_summary_names_keep_budgeted_runs_apart() -> None:
     assert summary_name({**base, "budget": None}) == "3m-experience-b0.01-s2.json"
     assert summary_name({**base, "budget": "2KB/step"}) == "3m-experience-b0.01-2KB_step-s2.json"
     assert summary_name({**base, "budget": "50KB/s"}) != summary_name({**base, "budget": "2KB/step"})
+
+
+def test_best_beta_breaks_win_rate_ties_by_return() -> None:
+    def runs(win: float, ret: float) -> list[dict]:
+        return [{"final_win_rate": win, "final_return": ret}] * 3
+    variants = {("rollout", 0.01, None): runs(0.0, 0.8), ("rollout", 0.2, None): runs(0.0, 2.5),
+                ("rollout", 1.0, None): runs(0.0, 1.6), ("experience", 0.01, None): runs(0.1, 0.2),
+                ("experience", 0.05, None): runs(0.0, 9.0)}
+    assert set(_best_variants(variants)) == {("rollout", 0.2, None), ("experience", 0.01, None)}
 
 
 def test_report_matches_fixture(summaries: list[dict]) -> None:
