@@ -17,6 +17,8 @@ FOOTNOTES = (
     ("Final win rate: mean over seeds of the last complete greedy evaluation ± half width of the 95% "
      "Student t interval over seeds; with one seed (ʷ), the 95% Wilson score interval over that run's "
      "evaluation episodes."),
+    ("Final return: the same for the last evaluation's mean episode return (SMAC's reward, at most "
+     "20): it separates methods that all win nothing."),
     ("Steps to 50% / 80%: env steps of the first evaluation at or above that win rate, median over the "
      "seeds that reached it ((k/n): only k of n seeds did); — : none did."),
     ("Bytes / env step: wire bytes sent by all agents and the learner, per team env step, mean over seeds. "
@@ -43,6 +45,10 @@ def _row(variant: tuple, runs: list[dict[str, Any]]) -> dict[str, Any]:
         row["ci95"] = next(s["final_ci95"] for s in runs if s.get("final_win_rate") is not None)
     else:
         row["ci95"] = None
+    returns = [s["final_return"] for s in runs if s.get("final_return") is not None]
+    ret_mean, ret_half = mean_ci(returns)
+    row["final_return"] = ret_mean if returns else None
+    row["final_return_ci_half_width"] = ret_half if len(returns) > 1 else None
     for key in ("steps_to_50", "steps_to_80"):
         hits = [s[key] for s in runs if s.get(key) is not None]
         row[key] = statistics.median(hits) if hits else None
@@ -83,6 +89,13 @@ def _fmt_win(row: dict[str, Any]) -> str:
     return f"{row['final_win_rate']:.3f} [{lo:.3f}, {hi:.3f}]ʷ"
 
 
+def _fmt_return(row: dict[str, Any]) -> str:
+    if row["final_return"] is None:
+        return "—"
+    half = row["final_return_ci_half_width"]
+    return f"{row['final_return']:.1f}" + ("" if half is None else f" ± {half:.1f}")
+
+
 def report(summaries: Sequence[dict[str, Any]]) -> str:
     """Markdown: a heading and a table per scenario, then the footnotes."""
     data = report_json(summaries)
@@ -91,13 +104,13 @@ def report(summaries: Sequence[dict[str, Any]]) -> str:
     for scn, rows in data["scenarios"].items():
         lines += [f"## {scn}", ""]
         head = ["Method", "β"] + (["Budget"] if show_budget else []) + \
-            ["Seeds", "Final win rate", "Steps to 50%", "Steps to 80%", "Bytes / env step", "Drops"]
+            ["Seeds", "Final win rate", "Final return", "Steps to 50%", "Steps to 80%", "Bytes / env step", "Drops"]
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
         for r in rows:
             seeds = str(r["n_runs"]) + (f" ({r['unfinished']} unfinished)" if r["unfinished"] else "")
             cells = [r["label"], "—" if r["beta"] is None else f"{r['beta']:g}"]
             cells += [str(r["budget"])] if show_budget else []
-            cells += [seeds, _fmt_win(r), _fmt_steps(r, "steps_to_50"), _fmt_steps(r, "steps_to_80"),
+            cells += [seeds, _fmt_win(r), _fmt_return(r), _fmt_steps(r, "steps_to_50"), _fmt_steps(r, "steps_to_80"),
                       "—" if r["bytes_per_env_step"] is None else f"{r['bytes_per_env_step']:,.1f}",
                       "—" if r["drops"] is None else f"{r['drops']:,.1f}"]
             lines.append("| " + " | ".join(cells) + " |")

@@ -199,7 +199,7 @@ def test_just_started_run(tmp_path: Path) -> None:
     s = summarize(d)
     assert s["eval"] == [] and s["train"] == [] and s["losses"] == {} and not s["done"]
     assert s["final_win_rate"] is None and s["steps_to_50"] is None and s["bytes"]["per_env_step"] is None
-    assert _rows(report([s]))[("2s3z", "Actor-Critic", "1")][3:] == ["—"] * 5
+    assert _rows(report([s]))[("2s3z", "Actor-Critic", "1")][3:] == ["—"] * 6
     assert len(plot_all([s], tmp_path / "figs").skipped) == 7  # every figure
     err = _err(CliRunner().invoke(app, ["plot", str(d), "--out", str(tmp_path / "figs")]))
     assert "nothing to plot" in err
@@ -267,14 +267,17 @@ def test_report_matches_fixture(summaries: list[dict]) -> None:
             assert cells[2] == str(len(SEEDS))
             got_mean, got_half = map(float, re.findall(r"[\d.]+", cells[3])[:2])
             assert got_mean == pytest.approx(mean, abs=5e-4) and got_half == pytest.approx(half, abs=5e-4)
+            # the fixture's eval episodes return 10 when won, 0 when lost
+            ret_mean, ret_half = map(float, re.findall(r"[\d.]+", cells[4])[:2])
+            assert ret_mean == pytest.approx(10 * mean, abs=0.05) and ret_half == pytest.approx(10 * half, abs=0.05)
             hits = [next((j * EVAL_EVERY for j, x in enumerate(w) if x / EVAL_EPISODES >= 0.5), None) for w in wins]
             reached = [h for h in hits if h is not None]
             if reached:
-                assert float(cells[4].split()[0].replace(",", "")) == statistics.median(reached)
+                assert float(cells[5].split()[0].replace(",", "")) == statistics.median(reached)
             else:
-                assert cells[4] == "—"
-            assert float(cells[6].replace(",", "")) == pytest.approx(expected_bytes(method, beta) / STEPS, abs=0.05)
-            assert float(cells[7]) == N_AGENTS * (STEPS // EP_LEN // 10)
+                assert cells[5] == "—"
+            assert float(cells[7].replace(",", "")) == pytest.approx(expected_bytes(method, beta) / STEPS, abs=0.05)
+            assert float(cells[8]) == N_AGENTS * (STEPS // EP_LEN // 10)
     data = report_json(summaries)
     assert set(data["scenarios"]) == set(SCENARIOS) and data["notes"]
     json.dumps(data, allow_nan=False)
