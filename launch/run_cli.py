@@ -402,7 +402,7 @@ def _run_sweep(runner: Sweep) -> int:
                 last[0] = time.monotonic()
                 c = sw.counts()
                 print(f"sweep {sw.fraction():.1%}: {c['done'] + c['skipped']}/{c['total']} done, "
-                      f"{c['running']} running, {c['failed']} failed", flush=True)
+                      f"{c['running']} running, {c['failed']} failed, {sw.eta()}", flush=True)
 
         return runner.run(plain)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
@@ -414,7 +414,7 @@ def _run_sweep(runner: Sweep) -> int:
             running = ", ".join(j.cell.name for j in sw.jobs if j.proc is not None and j.code is None)
             progress.update(task, completed=sw.fraction(),
                             description=f"{c['done'] + c['skipped']}/{c['total']} runs done, "
-                                        f"{c['failed']} failed · running: {running or '-'}")
+                                        f"{c['failed']} failed, {sw.eta()} · running: {running or '-'}")
 
         return runner.run(tick)
 

@@ -104,6 +104,8 @@ class Sweep:
         self.stop_reason: str | None = None
         self.jobs: list[Job] = []
         self.skipped: list[Cell] = []
+        self.started: float | None = None  # monotonic time `run` began
+        self.start_fraction = 0.0  # progress already made then (skipped and part-done runs)
         for cell in args.cells:
             run_dir = args.root / cell.name
             status = status_of(run_dir, args.steps)
@@ -145,6 +147,7 @@ class Sweep:
         0 all done, 1 some run failed, 130/143 stopped."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self.request_stop)
+        self.started, self.start_fraction = time.monotonic(), self.fraction()
         waiting = list(self.jobs)
         running: list[Job] = []
         while (waiting or running) and self.stop_reason is None:
@@ -196,6 +199,32 @@ class Sweep:
         steps += sum(min(self.args.steps, progress_of(j.run_dir)) for j in self.jobs)
         return steps / total if total else 1.0
 
+    def eta(self) -> str:
+        """`format_eta` of the time left, from the env-step rate since `run` began. Rough: runs of
+        different methods cost different time per step."""
+        if self.started is None:
+            return format_eta(None)
+        return format_eta(eta_seconds(time.monotonic() - self.started, self.start_fraction, self.fraction()))
+
+
+def eta_seconds(elapsed_s: float, start_fraction: float, fraction: float) -> float | None:
+    """Time left at the rate the sweep has gone since it started: elapsed * left / gained; None
+    before any progress (runs skipped or already part-done at the start do not count as rate)."""
+    gained = fraction - start_fraction
+    if gained <= 0.0 or elapsed_s <= 0.0:
+        return None
+    return elapsed_s * max(0.0, 1.0 - fraction) / gained
+
+
+def format_eta(seconds: float | None) -> str:
+    """'eta 1h05m' / 'eta 12m' / 'eta <1m'; 'eta ?' before there is a rate."""
+    if seconds is None:
+        return "eta ?"
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "eta <1m"
+    return f"eta {minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"eta {minutes}m"
+
 
 def check_parallel(parallel: int, cells: list[Cell]) -> str | None:
     """A warning when K runs would need more processes than the machine has cores."""
@@ -207,5 +236,5 @@ def check_parallel(parallel: int, cells: list[Cell]) -> str | None:
     return None
 
 
-__all__ = ["BETA_METHODS", "Cell", "Job", "Sweep", "SweepArgs", "check_parallel", "expand",
-           "progress_of", "status_of"]
+__all__ = ["BETA_METHODS", "Cell", "Job", "Sweep", "SweepArgs", "check_parallel", "eta_seconds", "expand",
+           "format_eta", "progress_of", "status_of"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.sweep import Cell, expand, status_of
+from launch.sweep import Cell, eta_seconds, expand, format_eta, status_of
 from test_launch import processes_of, train_steps, wait_for
 
 PY = sys.executable
@@ -32,6 +32,14 @@ def test_expand_uses_betas_only_where_they_mean_something() -> None:
     assert not any(c.beta is not None for c in cells if c.method in ("independent", "centralized"))
     assert len({c.name for c in cells}) == len(cells)
     assert Cell("3m", "both", 0.01, 1).name == "3m-both-b0.01-s1"
+
+
+def test_eta_counts_only_progress_made_since_the_start() -> None:
+    assert eta_seconds(600.0, 0.5, 0.5) is None  # resumed at 50%, nothing gained yet
+    assert eta_seconds(600.0, 0.5, 0.75) == pytest.approx(600.0)  # 25% in 10 min, 25% left
+    assert eta_seconds(60.0, 0.0, 0.1) == pytest.approx(540.0)
+    assert eta_seconds(60.0, 0.0, 1.0) == 0.0
+    assert [format_eta(x) for x in (None, 20.0, 540.0, 3900.0)] == ["eta ?", "eta <1m", "eta 9m", "eta 1h05m"]
 
 
 def test_status_reads_done_and_config(tmp_path: Path) -> None:
