@@ -221,9 +221,13 @@ def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable
         _curves_panel(ax, variants, lambda v: variant_label(v, show_budget=show_budget), metric)
         _win_axes(ax, scn, metric)
         if panel_legends and ax.lines:
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8, ncol=2)
+            # One column: long labels ("RSSM+Predictors + Actor-Critic (β=0.05)") side by side
+            # would be wider than the panel and squeeze the panels together.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, fontsize=8, ncol=1)
     fig.suptitle(title)
     if panel_legends:
+        rows = max((len(ax.get_legend_handles_labels()[1]) for ax in axes.flat), default=0)
+        fig.set_figheight(fig.get_figheight() + 0.3 + 0.17 * rows)  # room under the panels
         fig.tight_layout()
     else:
         _legend_below(fig, axes)
