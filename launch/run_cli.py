@@ -378,10 +378,11 @@ def sweep(
     code = _run_sweep(runner)
     c = runner.counts()
     typer.echo(f"sweep: {c['done']} finished, {c['skipped']} skipped, {c['failed']} failed, "
-               f"{c['waiting'] + c['running']} not run" + ("" if code != 130 else " (stopped; run the "
+               f"{c['stopped']} stopped, {c['waiting'] + c['running']} not run"
+               + ("" if code != 130 else " (stopped; run the "
                "same command again to continue)"))
     for job in runner.jobs:
-        if job.code not in (None, 0):
+        if job.code not in (None, 0) and not job.stopped:
             typer.echo(f"  failed: {job.run_dir} (exit {job.code}; see {root / 'logs' / job.cell.name}.log)",
                        err=True)
     raise typer.Exit(code)

@@ -86,6 +86,7 @@ class Job:
     log: IO[bytes] | None = field(default=None, repr=False)
     started: float = 0.0
     code: int | None = None
+    stopped: bool = False  # ended by the sweep's own stop (Ctrl-C), not by failing
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class Sweep:
         """Stop each launcher as Ctrl-C would (it stops its processes within 5 s)."""
         for job in running:
             if job.proc is not None and job.proc.poll() is None:
+                job.stopped = True
                 os.killpg(job.proc.pid, signal.SIGINT)
         for job in running:
             if job.proc is None:
@@ -189,7 +191,8 @@ class Sweep:
         running = sum(j.proc is not None and j.code is None for j in self.jobs)
         return {"total": len(self.args.cells), "skipped": len(self.skipped),
                 "done": sum(j.code == 0 for j in self.jobs),
-                "failed": sum(j.code not in (None, 0) for j in self.jobs), "running": running,
+                "failed": sum(j.code not in (None, 0) and not j.stopped for j in self.jobs),
+                "stopped": sum(j.stopped for j in self.jobs), "running": running,
                 "waiting": sum(j.proc is None for j in self.jobs)}
 
     def fraction(self) -> float:

@@ -84,10 +84,11 @@ def test_ctrl_c_stops_the_sweep_and_the_same_command_continues(tmp_path: Path) -
     try:
         wait_for(lambda: train_steps(run) > 0, 90, "the sweep's first training episode")
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 130 and "run the same command again" in out
+    assert "0 failed, 1 stopped" in out and "failed:" not in err, out + err  # a stop is not a failure
     wait_for(lambda: not processes_of(run), 5, "the run's processes to exit")
     reached = train_steps(run)
     r = sweep(root, "--methods", "independent", "--steps", str(reached + 100))
