@@ -401,9 +401,9 @@ def _run_sweep(runner: Sweep) -> int:
         def plain(sw: Sweep) -> None:
             if time.monotonic() - last[0] >= 60:
                 last[0] = time.monotonic()
-                c = sw.counts()
-                print(f"sweep {sw.fraction():.1%}: {c['done'] + c['skipped']}/{c['total']} done, "
-                      f"{c['running']} running, {c['failed']} failed, {sw.eta()}", flush=True)
+                c, done = sw.counts(), sw.fraction()
+                print(f"sweep {done:.1%}: {c['done'] + c['skipped']}/{c['total']} done, "
+                      f"{c['running']} running, {c['failed']} failed, {sw.eta(done)}", flush=True)
 
         return runner.run(plain)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
@@ -413,9 +413,10 @@ def _run_sweep(runner: Sweep) -> int:
         def tick(sw: Sweep) -> None:
             c = sw.counts()
             running = ", ".join(j.cell.name for j in sw.jobs if j.proc is not None and j.code is None)
-            progress.update(task, completed=sw.fraction(),
+            done = sw.fraction()
+            progress.update(task, completed=done,
                             description=f"{c['done'] + c['skipped']}/{c['total']} runs done, "
-                                        f"{c['failed']} failed, {sw.eta()} · running: {running or '-'}")
+                                        f"{c['failed']} failed, {sw.eta(done)} · running: {running or '-'}")
 
         return runner.run(tick)
 

@@ -202,12 +202,13 @@ class Sweep:
         steps += sum(min(self.args.steps, progress_of(j.run_dir)) for j in self.jobs)
         return steps / total if total else 1.0
 
-    def eta(self) -> str:
-        """`format_eta` of the time left, from the env-step rate since `run` began. Rough: runs of
-        different methods cost different time per step."""
+    def eta(self, fraction: float) -> str:
+        """`format_eta` of the time left at `fraction` (what `fraction()` just returned: it reads
+        every run's counters, so callers pass it rather than have it read twice), from the
+        env-step rate since `run` began. Rough: methods cost different time per step."""
         if self.started is None:
             return format_eta(None)
-        return format_eta(eta_seconds(time.monotonic() - self.started, self.start_fraction, self.fraction()))
+        return format_eta(eta_seconds(time.monotonic() - self.started, self.start_fraction, fraction))
 
 
 def eta_seconds(elapsed_s: float, start_fraction: float, fraction: float) -> float | None:
