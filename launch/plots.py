@@ -206,6 +206,16 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
     return drew
 
 
+def labels_differ_across_panels(panels: dict[str, Variants], show_budget: bool = False) -> bool:
+    """True if some method is labelled differently in two panels (e.g. β=0.01 on one map, β=1 on
+    the others): a shared legend would then list that method twice in one colour."""
+    labels_of: dict[str, set[str]] = {}
+    for variants in panels.values():
+        for v in variants:
+            labels_of.setdefault(v[0], set()).add(variant_label(v, show_budget=show_budget))
+    return any(len(labels) > 1 for labels in labels_of.values())
+
+
 # --- the figures --------------------------------------------------------------------------------
 
 def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable[[Variants], Variants],
@@ -216,6 +226,7 @@ def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable
     panels = {scn: v for scn, v in panels.items() if any(s.get("eval") for runs in v.values() for s in runs)}
     if not panels:
         return None
+    panel_legends = panel_legends or labels_differ_across_panels(panels, show_budget)
     fig, axes = _grid(plt, 1, len(panels), h=3.6)
     for ax, (scn, variants) in zip(axes.flat, panels.items()):
         _curves_panel(ax, variants, lambda v: variant_label(v, show_budget=show_budget), metric)
@@ -422,4 +433,4 @@ def plot_all(summaries: Sequence[Summary], out_dir: Path) -> PlotResult:
     return result
 
 
-__all__ = ["VIZ_HINT", "PlotResult", "plot_all", "seed_band"]
+__all__ = ["VIZ_HINT", "PlotResult", "labels_differ_across_panels", "plot_all", "seed_band"]

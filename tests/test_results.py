@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from launch.cli import app
-from launch.plots import _best_variants, plot_all
+from launch.plots import _best_variants, labels_differ_across_panels, plot_all
 from launch.report import report, report_json
 from launch.results import (
     METHOD_LABELS,
@@ -252,6 +252,14 @@ def test_best_beta_breaks_win_rate_ties_by_return() -> None:
                 ("rollout", 1.0, None): runs(0.0, 1.6), ("experience", 0.01, None): runs(0.1, 0.2),
                 ("experience", 0.05, None): runs(0.0, 9.0)}
     assert set(_best_variants(variants)) == {("rollout", 0.2, None), ("experience", 0.01, None)}
+
+
+def test_shared_legend_only_when_each_method_has_one_label() -> None:
+    same = {"3m": {("independent", None, None): [], ("rollout", 1.0, None): []},
+            "2s3z": {("rollout", 1.0, None): []}}
+    assert not labels_differ_across_panels(same)
+    # Rollout at β=1 on one map and β=0.01 on another: one colour, two labels -> panel legends.
+    assert labels_differ_across_panels({**same, "2m_vs_1z": {("rollout", 0.01, None): []}})
 
 
 def test_report_matches_fixture(summaries: list[dict]) -> None:
