@@ -23,8 +23,10 @@ from .results import (
     group,
     mean_ci,
     t975,
+    Variant,
     variant_label,
     variant_sort_key,
+    varying_settings,
 )
 
 VIZ_HINT = "install the viz extra: pip install 'dwm-net[viz]'"
@@ -33,7 +35,7 @@ WM_LOSSES = (("wm/avail", "available-action loss"), ("wm/term", "termination los
 AC_LOSSES = (("ac/actor_loss", "actor loss"), ("ac/critic_loss", "critic loss"))
 
 Summary = dict[str, Any]
-Variants = dict[tuple, list[Summary]]
+Variants = dict[Variant, list[Summary]]
 
 
 @dataclass
@@ -114,24 +116,24 @@ def _final_mean(runs: list[Summary], key: str = "final_win_rate") -> float:
 
 
 def _default_variants(variants: Variants) -> Variants:
-    """Each (method, budget) at its largest β."""
+    """Each (method, budget, preset) at its largest β."""
     best: dict[tuple, tuple] = {}
     for v in variants:
-        key = (v[0], v[2])
+        key = (v[0], *v[2:])
         if key not in best or (v[1] or 0) > (best[key][1] or 0):
             best[key] = v
     return {v: runs for v, runs in variants.items() if v in best.values()}
 
 
 def _best_variants(variants: Variants) -> Variants:
-    """Each (method, budget) at the β with the highest mean final win rate; ties (e.g. every β
+    """Each (method, budget, preset) at the β with the highest mean final win rate; ties (e.g. every β
     at 0 wins) go to the highest mean final eval return."""
     def rank(runs: list[Summary]) -> tuple[float, float]:
         return _final_mean(runs), _final_mean(runs, "final_return")
 
     best: dict[tuple, tuple] = {}
     for v, runs in variants.items():
-        key = (v[0], v[2])
+        key = (v[0], *v[2:])
         if key not in best or rank(runs) > rank(variants[best[key]]):
             best[key] = v
     return {v: runs for v, runs in variants.items() if v in best.values()}
@@ -206,30 +208,30 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
     return drew
 
 
-def labels_differ_across_panels(panels: dict[str, Variants], show_budget: bool = False) -> bool:
+def labels_differ_across_panels(panels: dict[str, Variants], show: frozenset[str] = frozenset()) -> bool:
     """True if some method is labelled differently in two panels (e.g. β=0.01 on one map, β=1 on
     the others): a shared legend would then list that method twice in one colour."""
     labels_of: dict[str, set[str]] = {}
     for variants in panels.values():
         for v in variants:
-            labels_of.setdefault(v[0], set()).add(variant_label(v, show_budget=show_budget))
+            labels_of.setdefault(v[0], set()).add(variant_label(v, show=show))
     return any(len(labels) > 1 for labels in labels_of.values())
 
 
 # --- the figures --------------------------------------------------------------------------------
 
 def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable[[Variants], Variants],
-                 title: str, show_budget: bool, panel_legends: bool = False,
+                 title: str, show: frozenset[str], panel_legends: bool = False,
                  metric: str = "win") -> Path | None:
     """Win-rate curves, a panel per scenario; one shared legend, or one under each panel."""
     panels = {scn: pick(v) for scn, v in data.items()}
     panels = {scn: v for scn, v in panels.items() if any(s.get("eval") for runs in v.values() for s in runs)}
     if not panels:
         return None
-    panel_legends = panel_legends or labels_differ_across_panels(panels, show_budget)
+    panel_legends = panel_legends or labels_differ_across_panels(panels, show)
     fig, axes = _grid(plt, 1, len(panels), h=3.6)
     for ax, (scn, variants) in zip(axes.flat, panels.items()):
-        _curves_panel(ax, variants, lambda v: variant_label(v, show_budget=show_budget), metric)
+        _curves_panel(ax, variants, lambda v: variant_label(v, show=show), metric)
         _win_axes(ax, scn, metric)
         if panel_legends and ax.lines:
             # One column: long labels ("RSSM+Predictors + Actor-Critic (β=0.05)") side by side
@@ -245,7 +247,7 @@ def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable
     return _save(plt, fig, path)
 
 
-def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool) -> Path | None:
+def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str]) -> Path | None:
     rows = {scn: _default_variants(v) for scn, v in data.items()}
     rows = {scn: v for scn, v in rows.items()
             if any(_losses_of(s).get(k) for runs in v.values() for s in runs for k, _ in WM_LOSSES)}
@@ -258,7 +260,7 @@ def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget:
             for v, runs in variants.items():
                 x, mean, _, _ = seed_band([_losses_of(s).get(key) or [] for s in runs], n_grid=100)
                 if x.size:
-                    ax.plot(x, mean, color=_color(v[0]), lw=1.2, label=variant_label(v, show_budget=show_budget))
+                    ax.plot(x, mean, color=_color(v[0]), lw=1.2, label=variant_label(v, show=show))
             ax.set_title(f"{scn}: {name}", fontsize=10)
             ax.set_xlabel("env steps", fontsize=8)
             _steps_axis(ax)
@@ -270,7 +272,7 @@ def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget:
     return _save(plt, fig, path)
 
 
-def _fig_ac_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool) -> Path | None:
+def _fig_ac_losses(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str]) -> Path | None:
     """Rows: methods; columns: (scenario, actor | critic); one line per agent (or the learner)."""
     cells: dict[tuple, tuple[list[Summary], list[str]]] = {}  # (variant, scenario) -> (runs, sources)
     for scn, variants in data.items():
@@ -303,7 +305,7 @@ def _fig_ac_losses(plt: Any, data: dict[str, Variants], path: Path, show_budget:
                     _steps_axis(ax)
                 if ax.lines and c == len(AC_LOSSES) - 1:
                     ax.legend(fontsize=7, loc="upper right", ncol=max(1, math.ceil(len(sources) / 6)))
-        axes[r, 0].set_ylabel(variant_label(v, show_budget=show_budget).replace(" (", "\n("), fontsize=9)
+        axes[r, 0].set_ylabel(variant_label(v, show=show).replace(" (", "\n("), fontsize=9)
     fig.suptitle("Actor and critic losses per agent (Centralized Training: the learner's), mean over seeds")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return _save(plt, fig, path)
@@ -315,9 +317,9 @@ def _source_key(name: str) -> tuple[int, int | str]:
     return (0, int(tail)) if head == "agent" and tail.isdigit() else (1, name)
 
 
-def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool) -> Path | None:
+def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str]) -> Path | None:
     panels = {scn: v for scn, v in data.items()
-              if any(m in SHARING_METHODS and _final_mean(runs) >= 0 for (m, _, _), runs in v.items())}
+              if any(m in SHARING_METHODS and _final_mean(runs) >= 0 for (m, *_), runs in v.items())}
     if not panels:
         return None
     fig, axes = _grid(plt, 1, len(panels), h=3.6)
@@ -329,17 +331,17 @@ def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool
                 continue
             mean, half = mean_ci(finals)
             if v[0] in SHARING_METHODS:
-                lines.setdefault((v[0], None, v[2]), []).append((v[1], mean, half))
+                lines.setdefault((v[0], None, *v[2:]), []).append((v[1], mean, half))
             else:
                 ax.axhline(mean, color=_color(v[0]), ls="--", lw=1.2,
-                           label=variant_label(v, show_budget=show_budget) + f" (n={len(finals)})")
+                           label=variant_label(v, show=show) + f" (n={len(finals)})")
         for k, (v, pts) in enumerate(lines.items()):
             pts.sort()
             b, m, h = (np.array(a, float) for a in zip(*pts))
             lo, hi = np.clip(m - h, 0, 1), np.clip(m + h, 0, 1)
             dodge = 0.012 * (k - (len(lines) - 1) / 2)  # so equal points of two methods both show
             ax.errorbar(b + dodge, m, yerr=[m - lo, hi - m], color=_color(v[0]), marker="o", capsize=3,
-                        label=variant_label(v, show_budget=show_budget))
+                        label=variant_label(v, show=show))
         ax.set_xlim(-0.03, 1.03)
         ax.set_xlabel("β (target fraction shared)")
         ax.set_ylabel("final eval win rate")
@@ -359,7 +361,7 @@ def _fmt_bytes(x: float) -> str:
     return f"{x:g}"
 
 
-def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show_budget: bool) -> Path | None:
+def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str]) -> Path | None:
     pts = {scn: [(v, s) for v, runs in variants.items() for s in runs
                  if s.get("final_win_rate") is not None and (s.get("bytes") or {}).get("per_env_step") is not None]
            for scn, variants in data.items()}
@@ -373,7 +375,7 @@ def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show_budget: boo
         xs = [s["bytes"]["per_env_step"] for _, s in runs]
         for v, s in runs:
             ax.scatter(s["bytes"]["per_env_step"], s["final_win_rate"], color=_color(v[0]), s=28, alpha=0.8,
-                       edgecolor="k", lw=0.4, label=variant_label(v, show_beta=False, show_budget=show_budget))
+                       edgecolor="k", lw=0.4, label=variant_label(v, show_beta=False, show=show))
         if min(xs) <= 0:  # zero-byte runs: linear near 0 so they stay on the axis
             ax.set_xscale("symlog", linthresh=1.0)
         else:
@@ -399,28 +401,28 @@ def plot_all(summaries: Sequence[Summary], out_dir: Path) -> PlotResult:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = group(summaries)
-    show_budget = len({s.get("budget") for s in summaries}) > 1
+    show = varying_settings(summaries)
     has_sweep = any(len({v[1] for v in variants if v[0] == m}) > 1
                     for variants in data.values() for m in SHARING_METHODS)
     figures: list[tuple[str, Callable[[Path], Path | None], str]] = [
         ("fig1_winrate.png", lambda p: _fig_winrate(
             plt, data, p, _default_variants, "Eval win rate (each method at its largest β; 95% t band over seeds)",
-            show_budget), "no run has an evaluation"),
+            show), "no run has an evaluation"),
         ("fig1b_return.png", lambda p: _fig_winrate(
             plt, data, p, _default_variants, "Eval mean return (each method at its largest β; 95% t band over seeds)",
-            show_budget, metric="return"), "no run has an evaluation"),
-        ("fig2_world_model_losses.png", lambda p: _fig_wm_losses(plt, data, p, show_budget),
+            show, metric="return"), "no run has an evaluation"),
+        ("fig2_world_model_losses.png", lambda p: _fig_wm_losses(plt, data, p, show),
          "no run logged world-model losses"),
-        ("fig3_actor_critic_losses.png", lambda p: _fig_ac_losses(plt, data, p, show_budget),
+        ("fig3_actor_critic_losses.png", lambda p: _fig_ac_losses(plt, data, p, show),
          "no run logged actor/critic losses"),
-        ("fig4_beta.png", lambda p: _fig_beta(plt, data, p, show_budget),
+        ("fig4_beta.png", lambda p: _fig_beta(plt, data, p, show),
          "no evaluated run of a sharing method (RSSM+Predictors, Actor-Critic)"),
         ("fig5_best_beta.png", (lambda p: _fig_winrate(
             plt, data, p, _best_variants, "Eval win rate, each method at its best β (95% t band over seeds)",
-            show_budget, panel_legends=True)) if has_sweep else (lambda p: None),
+            show, panel_legends=True)) if has_sweep else (lambda p: None),
          "no β sweep (each method ran at one β: fig1 shows the same curves)" if not has_sweep
          else "no run has an evaluation"),
-        ("bytes_vs_winrate.png", lambda p: _fig_bytes(plt, data, p, show_budget),
+        ("bytes_vs_winrate.png", lambda p: _fig_bytes(plt, data, p, show),
          "no run has both an evaluation and byte counters"),
     ]
     result = PlotResult()

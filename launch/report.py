@@ -1,4 +1,4 @@
-"""Markdown and JSON tables of run summaries: one table per scenario, one row per method/β/budget.
+"""Markdown and JSON tables of run summaries: one table per scenario, one row per method/β/budget/preset.
 
 Final win rate: mean over seeds of each run's last complete evaluation, ± the half width of a 95%
 Student t interval over seeds; with one seed, the run's 95% Wilson interval over its evaluation
@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from .results import group, mean_ci, variant_label
+from .results import Variant, group, mean_ci, variant_label, varying_settings
 
 FOOTNOTES = (
     ("Final win rate: mean over seeds of the last complete greedy evaluation ± half width of the 95% "
@@ -26,13 +26,13 @@ FOOTNOTES = (
 )
 
 
-def _row(variant: tuple, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _row(variant: Variant, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One table row's numbers (JSON-serialisable)."""
-    method, beta, budget = variant
+    method, beta, budget, preset = variant
     finals = [s["final_win_rate"] for s in runs if s.get("final_win_rate") is not None]
     mean, half = mean_ci(finals)
     row: dict[str, Any] = {
-        "method": method, "label": variant_label(variant, show_beta=False), "beta": beta, "budget": budget,
+        "method": method, "label": variant_label(variant, show_beta=False), "beta": beta, "budget": budget, "preset": preset,
         "seeds": sorted((s.get("seed") for s in runs), key=str), "n_runs": len(runs),
         "unfinished": sum(not s.get("done") for s in runs),
         "final_win_rate": mean if finals else None, "final_n_seeds": len(finals),
@@ -99,17 +99,18 @@ def _fmt_return(row: dict[str, Any]) -> str:
 def report(summaries: Sequence[dict[str, Any]]) -> str:
     """Markdown: a heading and a table per scenario, then the footnotes."""
     data = report_json(summaries)
-    show_budget = len({s.get("budget") for s in summaries}) > 1
+    show = varying_settings(summaries)
     lines = ["# Results", ""]
     for scn, rows in data["scenarios"].items():
         lines += [f"## {scn}", ""]
-        head = ["Method", "β"] + (["Budget"] if show_budget else []) + \
+        head = ["Method", "β"] + (["Budget"] if "budget" in show else []) + (["Preset"] if "preset" in show else []) + \
             ["Seeds", "Final win rate", "Final return", "Steps to 50%", "Steps to 80%", "Bytes / env step", "Drops"]
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
         for r in rows:
             seeds = str(r["n_runs"]) + (f" ({r['unfinished']} unfinished)" if r["unfinished"] else "")
             cells = [r["label"], "—" if r["beta"] is None else f"{r['beta']:g}"]
-            cells += [str(r["budget"])] if show_budget else []
+            cells += [str(r["budget"])] if "budget" in show else []
+            cells += [str(r["preset"])] if "preset" in show else []
             cells += [seeds, _fmt_win(r), _fmt_return(r), _fmt_steps(r, "steps_to_50"), _fmt_steps(r, "steps_to_80"),
                       "—" if r["bytes_per_env_step"] is None else f"{r['bytes_per_env_step']:,.1f}",
                       "—" if r["drops"] is None else f"{r['drops']:,.1f}"]

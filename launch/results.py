@@ -16,7 +16,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -273,12 +273,14 @@ def summarize(run_dir: Path) -> dict[str, Any]:
 # --- storing and loading ------------------------------------------------------------------------
 
 def summary_name(summary: dict[str, Any]) -> str:
-    """``<scenario>-<method>-b<beta>[-<budget>]-s<seed>.json``; the budget appears when it is not
-    unlimited, so runs that differ only in their byte budget do not overwrite each other."""
+    """``<scenario>-<method>-b<beta>[-<budget>][-<preset>]-s<seed>.json``; the budget appears when
+    it is not unlimited and the preset when it is not the default ``cpu``, so runs that differ only
+    in those do not overwrite each other."""
     beta = summary.get("beta")
     b = f"{beta:g}" if isinstance(beta, (int, float)) else str(beta)
-    budget = summary.get("budget")
+    budget, preset = summary.get("budget"), summary.get("preset")
     tag = "" if budget in (None, "unlimited") else "-" + re.sub(r"[^A-Za-z0-9.]+", "_", str(budget))
+    tag += "" if preset in (None, "cpu") else "-" + re.sub(r"[^A-Za-z0-9.]+", "_", str(preset))
     return f"{summary.get('scenario')}-{summary.get('method')}-b{b}{tag}-s{summary.get('seed')}.json"
 
 
@@ -352,41 +354,56 @@ def load_summaries(paths: Sequence[Path]) -> list[dict[str, Any]]:
 
 # --- grouping (shared by plots and report) ------------------------------------------------------
 
-def variant(s: dict[str, Any]) -> tuple[str, float | None, str | None]:
-    """What seeds are averaged over: (method, beta, budget); beta is None where it means nothing."""
+Variant = tuple[str, float | None, str | None, str | None]  # (method, beta, budget, preset)
+
+# Settings besides method and β that keep runs apart; labels and tables name them only where the
+# summaries at hand differ in them (a whole grid at one budget and preset says neither).
+SETTINGS = ("budget", "preset")
+
+
+def variant(s: dict[str, Any]) -> Variant:
+    """What seeds are averaged over: (method, beta, budget, preset); beta is None where it means
+    nothing. Runs of different presets or budgets are never averaged together."""
     method = s.get("method") or "?"
-    return method, (s.get("beta") if method in SHARING_METHODS else None), s.get("budget")
+    return method, (s.get("beta") if method in SHARING_METHODS else None), s.get("budget"), s.get("preset")
 
 
-def variant_sort_key(v: tuple[str, float | None, str | None]) -> tuple:
-    method, beta, budget = v
+def varying_settings(summaries: Sequence[dict[str, Any]]) -> frozenset[str]:
+    """The SETTINGS whose value differs between `summaries` (so labels must say them)."""
+    return frozenset(k for k in SETTINGS if len({s.get(k) for s in summaries}) > 1)
+
+
+def variant_sort_key(v: Variant) -> tuple:
+    method, beta, budget, preset = v
     rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
-    return rank, method, -1.0 if beta is None else beta, str(budget)
+    return rank, method, -1.0 if beta is None else beta, str(budget), str(preset)
 
 
-def group(summaries: Sequence[dict[str, Any]]) -> dict[str, dict[tuple, list[dict[str, Any]]]]:
+def group(summaries: Sequence[dict[str, Any]]) -> dict[str, dict[Variant, list[dict[str, Any]]]]:
     """{scenario: {variant: [summaries over seeds]}}, scenarios and variants sorted."""
-    out: dict[str, dict[tuple, list[dict[str, Any]]]] = {}
+    out: dict[str, dict[Variant, list[dict[str, Any]]]] = {}
     for s in summaries:
         out.setdefault(str(s.get("scenario")), {}).setdefault(variant(s), []).append(s)
     return {scn: dict(sorted(v.items(), key=lambda kv: variant_sort_key(kv[0]))) for scn, v in sorted(out.items())}
 
 
-def variant_label(v: tuple[str, float | None, str | None], show_beta: bool = True, show_budget: bool = False) -> str:
-    """The paper's name of the method, with β (sharing methods) and the budget where asked."""
-    method, beta, budget = v
+def variant_label(v: Variant, show_beta: bool = True, show: Collection[str] = ()) -> str:
+    """The paper's name of the method, with β (sharing methods), then the settings named in
+    `show` ("budget", "preset") in brackets: "Independent Training [paper preset]"."""
+    method, beta, budget, preset = v
     label = METHOD_LABELS.get(method, method)
     if show_beta and beta is not None:
         label += f" (β={beta:g})"
-    if show_budget and budget is not None:
-        label += f" [{budget}]"
-    return label
+    tags = ([str(budget)] if "budget" in show and budget is not None else []) + \
+        ([f"{preset} preset"] if "preset" in show and preset is not None else [])
+    return label + (f" [{', '.join(tags)}]" if tags else "")
 
 
 __all__ = [
     "LOSS_KEYS",
     "METHOD_LABELS",
     "METHOD_ORDER",
+    "SETTINGS",
     "SHARING_METHODS",
     "ResultsError",
     "bin_curve",
@@ -398,9 +415,11 @@ __all__ = [
     "summarize",
     "summary_name",
     "t975",
+    "Variant",
     "variant",
     "variant_label",
     "variant_sort_key",
+    "varying_settings",
     "wilson_interval",
     "write_summary",
 ]

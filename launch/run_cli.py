@@ -19,7 +19,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from dwm_net.config import PRESETS, SCENARIOS, Config, ConfigError, load_config, replace
+from dwm_net.config import PRESETS, SCENARIOS, Config, ConfigError, load_config, replace, to_dict
 
 from .errors import fail
 from .rundir import (
@@ -30,7 +30,7 @@ from .rundir import (
     read_config_file,
     write_config,
 )
-from .sweep import Sweep, SweepArgs, check_parallel, expand, status_of
+from .sweep import Sweep, SweepArgs, check_parallel, expand, mismatched_runs, status_of
 
 METHODS = ("independent", "centralized", "experience", "rollout", "both")
 
@@ -360,10 +360,18 @@ def sweep(
               *(["--eval-every", str(eval_every)] if eval_every is not None else []),
               *(["--eval-episodes", str(eval_episodes)] if eval_episodes is not None else []),
               *[x for item in sets or [] for x in ("--set", item)]]
-    for cell in cells:  # every cell's config must resolve before anything starts
-        config_from_flags(preset, None, sets, scenario=cell.scenario, method=cell.method,
-                          beta=cell.beta, budget=budget, steps=steps, seed=cell.seed,
-                          eval_every=eval_every, eval_episodes=eval_episodes)
+    wanted = {  # every cell's config must resolve before anything starts
+        cell.name: to_dict(config_from_flags(preset, None, sets, scenario=cell.scenario, method=cell.method,
+                                             beta=cell.beta, budget=budget, steps=steps, seed=cell.seed,
+                                             eval_every=eval_every, eval_episodes=eval_episodes))
+        for cell in cells}
+    mismatched = mismatched_runs(root, wanted)
+    if mismatched:
+        run_dir, diffs = mismatched[0]
+        more = f" (and {len(mismatched) - 1} more run{'s' if len(mismatched) > 2 else ''})" if len(mismatched) > 1 else ""
+        fail(f"{run_dir} was made with other settings: {'; '.join(diffs[:3])}"
+             f"{'; ...' if len(diffs) > 3 else ''}{more}; give this sweep the flags it was made with, "
+             f"or another --root")
     if dry_run:
         for cell in cells:
             typer.echo(f"{status_of(root / cell.name, steps):<10} {root / cell.name}")

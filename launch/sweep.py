@@ -9,7 +9,9 @@ directory, ``<root>/<scenario>-<method>[-b<beta>]-s<seed>``:
 - nothing: started fresh.
 
 So a sweep stopped at any point (Ctrl-C, a reboot) is continued by running the same command
-again, and no finished run is ever redone. Launchers run in their own sessions; Ctrl-C stops
+again, and no finished run is ever redone. Run directories are named by cell, not by settings,
+so a sweep whose flags (preset, --set, budget, ...) differ from what an existing run directory
+was made with refuses to start (`mismatched_runs`) instead of counting that run as its own. Launchers run in their own sessions; Ctrl-C stops
 each one the way Ctrl-C stops a launch (its processes checkpoint; the run stays resumable).
 """
 
@@ -21,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -68,6 +70,46 @@ def status_of(run_dir: Path, steps: int) -> str:
             return "done"
         return "unfinished"  # finished a shorter run: extend it
     return "unfinished" if (run_dir / CONFIG_FILE).exists() else "new"
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# Settings a sweep may change on an existing run: it extends runs to more steps.
+MAY_DIFFER = frozenset({"run.steps"})
+
+
+def config_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """``key=recorded (sweep: wanted)`` for each setting both configs have with different values.
+    Keys only one side has are left out: fields added to the config after a run was made."""
+    old, new = _flat(recorded), _flat(json.loads(json.dumps(wanted)))  # compare as JSON reads back
+    keys = sorted(old.keys() & new.keys(), key=lambda k: (k.count("."), k))  # "preset" first
+    return [f"{k}={old[k]!r} (sweep: {new[k]!r})" for k in keys if k not in MAY_DIFFER and old[k] != new[k]]
+
+
+def mismatched_runs(root: Path, wanted: Mapping[str, Mapping[str, Any]]) -> list[tuple[Path, list[str]]]:
+    """Existing run directories under `root` (by cell name, the keys of `wanted`) whose recorded
+    config differs from the config the sweep would give that cell. Unreadable configs are left
+    to `launch --resume`, which says what is wrong with them."""
+    out = []
+    for name, config in wanted.items():
+        path = root / name / CONFIG_FILE
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))["config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(recorded, Mapping):
+            diffs = config_differences(recorded, config)
+            if diffs:
+                out.append((root / name, diffs))
+    return out
 
 
 def progress_of(run_dir: Path) -> int:

@@ -243,23 +243,41 @@ def test_summary_names_keep_budgeted_runs_apart() -> None:
     assert summary_name({**base, "budget": None}) == "3m-experience-b0.01-s2.json"
     assert summary_name({**base, "budget": "2KB/step"}) == "3m-experience-b0.01-2KB_step-s2.json"
     assert summary_name({**base, "budget": "50KB/s"}) != summary_name({**base, "budget": "2KB/step"})
+    assert summary_name({**base, "preset": "cpu"}) == "3m-experience-b0.01-s2.json"
+    assert summary_name({**base, "preset": "paper"}) == "3m-experience-b0.01-paper-s2.json"
+
+
+def test_presets_are_never_averaged_together(tmp_path: Path, summaries: list[dict]) -> None:
+    """The same method, β and seeds under two presets: two rows, each with its own numbers."""
+    cpu = [s for s in summaries if s["scenario"] == SCENARIOS[0] and s["method"] == "independent"]
+    paper = [{**s, "preset": "paper", "run_id": s["run_id"] + "-paper", "final_win_rate": 0.0,
+              "final_return": 0.5} for s in cpu]
+    rows = report_json(cpu + paper)["scenarios"][SCENARIOS[0]]
+    assert [(r["preset"], r["n_runs"]) for r in rows] == [("cpu", len(cpu)), ("paper", len(cpu))]
+    assert rows[1]["final_win_rate"] == 0.0 and rows[1]["final_return"] == pytest.approx(0.5)
+    assert rows[0]["final_win_rate"] == pytest.approx(statistics.mean(s["final_win_rate"] for s in cpu))
+    table = report(cpu + paper)
+    assert "| Preset |" in table and "| paper |" in table
+    assert "| Preset |" not in report(cpu)  # one preset: nothing to say
+    result = plot_all(cpu + paper, tmp_path / "figs")
+    assert any(p.name == "fig1_winrate.png" for p in result.written)
 
 
 def test_best_beta_breaks_win_rate_ties_by_return() -> None:
     def runs(win: float, ret: float) -> list[dict]:
         return [{"final_win_rate": win, "final_return": ret}] * 3
-    variants = {("rollout", 0.01, None): runs(0.0, 0.8), ("rollout", 0.2, None): runs(0.0, 2.5),
-                ("rollout", 1.0, None): runs(0.0, 1.6), ("experience", 0.01, None): runs(0.1, 0.2),
-                ("experience", 0.05, None): runs(0.0, 9.0)}
-    assert set(_best_variants(variants)) == {("rollout", 0.2, None), ("experience", 0.01, None)}
+    variants = {("rollout", 0.01, None, "cpu"): runs(0.0, 0.8), ("rollout", 0.2, None, "cpu"): runs(0.0, 2.5),
+                ("rollout", 1.0, None, "cpu"): runs(0.0, 1.6), ("experience", 0.01, None, "cpu"): runs(0.1, 0.2),
+                ("experience", 0.05, None, "cpu"): runs(0.0, 9.0)}
+    assert set(_best_variants(variants)) == {("rollout", 0.2, None, "cpu"), ("experience", 0.01, None, "cpu")}
 
 
 def test_shared_legend_only_when_each_method_has_one_label() -> None:
-    same = {"3m": {("independent", None, None): [], ("rollout", 1.0, None): []},
-            "2s3z": {("rollout", 1.0, None): []}}
+    same = {"3m": {("independent", None, None, "cpu"): [], ("rollout", 1.0, None, "cpu"): []},
+            "2s3z": {("rollout", 1.0, None, "cpu"): []}}
     assert not labels_differ_across_panels(same)
     # Rollout at β=1 on one map and β=0.01 on another: one colour, two labels -> panel legends.
-    assert labels_differ_across_panels({**same, "2m_vs_1z": {("rollout", 0.01, None): []}})
+    assert labels_differ_across_panels({**same, "2m_vs_1z": {("rollout", 0.01, None, "cpu"): []}})
 
 
 def test_report_matches_fixture(summaries: list[dict]) -> None:

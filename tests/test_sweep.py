@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.sweep import Cell, eta_seconds, expand, format_eta, status_of
+from launch.sweep import Cell, config_differences, eta_seconds, expand, format_eta, status_of
 from test_launch import processes_of, train_steps, wait_for
 
 PY = sys.executable
@@ -40,6 +40,15 @@ def test_eta_counts_only_progress_made_since_the_start() -> None:
     assert eta_seconds(60.0, 0.0, 0.1) == pytest.approx(540.0)
     assert eta_seconds(60.0, 0.0, 1.0) == 0.0
     assert [format_eta(x) for x in (None, 20.0, 540.0, 3900.0)] == ["eta ?", "eta <1m", "eta 9m", "eta 1h05m"]
+
+
+def test_config_differences_name_what_differs() -> None:
+    recorded = {"preset": "cpu", "run": {"steps": 100, "seed": 0}, "train": {"lr_wm": 3e-4, "old_key": 1}}
+    wanted = {"preset": "paper", "run": {"steps": 500, "seed": 0}, "train": {"lr_wm": 2e-4, "new_key": 2}}
+    # run.steps may grow (a sweep extends runs); keys only one side has are later or earlier fields.
+    assert config_differences(recorded, wanted) == ["preset='cpu' (sweep: 'paper')",
+                                                    "train.lr_wm=0.0003 (sweep: 0.0002)"]
+    assert config_differences(recorded, recorded) == []
 
 
 def test_status_reads_done_and_config(tmp_path: Path) -> None:
@@ -72,6 +81,13 @@ def test_sweep_runs_skips_and_resumes(tmp_path: Path) -> None:
     assert resumed.returncode == 0 and "1 finished, 1 skipped" in resumed.stdout, resumed.stdout
     assert (root / names[0] / "done.json").exists()
     assert "resuming at" in (root / names[0] / "logs/env-host.log").read_text()
+    # Other settings on the same root would pass the existing runs off as theirs: refused.
+    before = {n: (root / n / "done.json").read_text() for n in names}
+    other = sweep(root, *grid, "--set", "train.lr_wm=0.001")
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1, other.stderr
+    assert "was made with other settings: train.lr_wm=" in other.stderr and "another --root" in other.stderr
+    assert "1 more run" in other.stderr  # both runs named, the second as a count
+    assert {n: (root / n / "done.json").read_text() for n in names} == before
 
 
 @pytest.mark.timeout(200)
