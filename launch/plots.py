@@ -10,12 +10,15 @@ matplotlib (the ``viz`` extra) is imported only when a figure is drawn.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dwm_net.config import PRESETS
 
 from .results import (
     METHOD_ORDER,
@@ -61,6 +64,26 @@ def _color(method: str) -> str:
     """One fixed colour per method, the same in every figure."""
     i = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
     return f"C{i}"
+
+
+_DASHES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D")
+
+
+def _setting_index(v: Variant) -> int:
+    """0 for the default settings (cpu preset, no budget), else a stable small number per preset
+    and budget: one method under two presets or budgets (one colour) stays two lines."""
+    _, _, budget, preset = v
+    names = list(PRESETS)
+    i = names.index("cpu") if preset is None else names.index(preset) if preset in names else len(names)
+    i -= names.index("cpu")
+    if budget not in (None, "unlimited"):
+        i += 1 + zlib.crc32(str(budget).encode()) % (len(_DASHES) - 1)
+    return i % len(_DASHES)
+
+
+def _dash(v: Variant) -> str:
+    return _DASHES[_setting_index(v)]
 
 
 # --- aggregation over seeds ---------------------------------------------------------------------
@@ -201,7 +224,7 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
             continue
         drew = True
         n = len([s for s in runs if s.get("eval")])
-        ax.plot(x, mean, color=_color(v[0]), marker="o" if x.size < 12 else None, ms=3,
+        ax.plot(x, mean, color=_color(v[0]), ls=_dash(v), marker="o" if x.size < 12 else None, ms=3,
                 label=f"{label(v)} (n={n})")
         if lo is not None:
             ax.fill_between(x, np.clip(lo, *bounds), np.clip(hi, *bounds), color=_color(v[0]), alpha=0.15, lw=0)
@@ -260,7 +283,7 @@ def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show: frozen
             for v, runs in variants.items():
                 x, mean, _, _ = seed_band([_losses_of(s).get(key) or [] for s in runs], n_grid=100)
                 if x.size:
-                    ax.plot(x, mean, color=_color(v[0]), lw=1.2, label=variant_label(v, show=show))
+                    ax.plot(x, mean, color=_color(v[0]), ls=_dash(v), lw=1.2, label=variant_label(v, show=show))
             ax.set_title(f"{scn}: {name}", fontsize=10)
             ax.set_xlabel("env steps", fontsize=8)
             _steps_axis(ax)
@@ -333,14 +356,14 @@ def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[s
             if v[0] in SHARING_METHODS:
                 lines.setdefault((v[0], None, *v[2:]), []).append((v[1], mean, half))
             else:
-                ax.axhline(mean, color=_color(v[0]), ls="--", lw=1.2,
+                ax.axhline(mean, color=_color(v[0]), ls="--" if _dash(v) == "-" else _dash(v), lw=1.2,
                            label=variant_label(v, show=show) + f" (n={len(finals)})")
         for k, (v, pts) in enumerate(lines.items()):
             pts.sort()
             b, m, h = (np.array(a, float) for a in zip(*pts))
             lo, hi = np.clip(m - h, 0, 1), np.clip(m + h, 0, 1)
             dodge = 0.012 * (k - (len(lines) - 1) / 2)  # so equal points of two methods both show
-            ax.errorbar(b + dodge, m, yerr=[m - lo, hi - m], color=_color(v[0]), marker="o", capsize=3,
+            ax.errorbar(b + dodge, m, yerr=[m - lo, hi - m], color=_color(v[0]), ls=_dash(v), marker="o", capsize=3,
                         label=variant_label(v, show=show))
         ax.set_xlim(-0.03, 1.03)
         ax.set_xlabel("β (target fraction shared)")
@@ -375,6 +398,7 @@ def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[
         xs = [s["bytes"]["per_env_step"] for _, s in runs]
         for v, s in runs:
             ax.scatter(s["bytes"]["per_env_step"], s["final_win_rate"], color=_color(v[0]), s=28, alpha=0.8,
+                       marker=_MARKERS[_setting_index(v)],
                        edgecolor="k", lw=0.4, label=variant_label(v, show_beta=False, show=show))
         if min(xs) <= 0:  # zero-byte runs: linear near 0 so they stay on the axis
             ax.set_xscale("symlog", linthresh=1.0)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from launch.cli import app
-from launch.plots import _best_variants, labels_differ_across_panels, plot_all
+from launch.plots import _best_variants, _dash, labels_differ_across_panels, plot_all
 from launch.report import report, report_json
 from launch.results import (
     METHOD_LABELS,
@@ -259,6 +259,10 @@ def test_presets_are_never_averaged_together(tmp_path: Path, summaries: list[dic
     table = report(cpu + paper)
     assert "| Preset |" in table and "| paper |" in table
     assert "| Preset |" not in report(cpu)  # one preset: nothing to say
+    # One method, one colour: the preset (or a budget) changes the line style instead.
+    styles = {_dash(("independent", None, None, p)) for p in ("cpu", "paper", "mamba")}
+    assert _dash(("independent", None, None, "cpu")) == "-" and len(styles) == 3
+    assert _dash(("experience", 0.1, "2KB/step", "cpu")) != "-"
     result = plot_all(cpu + paper, tmp_path / "figs")
     assert any(p.name == "fig1_winrate.png" for p in result.written)
 
