@@ -228,6 +228,16 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
                 label=f"{label(v)} (n={n})")
         if lo is not None:
             ax.fill_between(x, np.clip(lo, *bounds), np.clip(hi, *bounds), color=_color(v[0]), alpha=0.15, lw=0)
+        # The mean stops where the shortest seed stops; longer seeds go on as thin lines (a seed
+        # that learns late, e.g. in a time-limited `bench learn` run, must not vanish).
+        for s in runs:
+            c = np.asarray(_eval_curve(s, metric), float).reshape(-1, 2)
+            if not c.size or c[-1, 0] - x[-1] <= 0.05 * (x[-1] - x[0]):  # ends with the mean, near enough
+                continue
+            later = c[c[:, 0] > x[-1]]
+            start = [x[-1], np.interp(x[-1], c[:, 0], c[:, 1])]
+            tail = np.vstack([start, later])
+            ax.plot(tail[:, 0], tail[:, 1], color=_color(v[0]), ls=_dash(v), lw=0.8, alpha=0.6)
     return drew
 
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from launch.cli import app
-from launch.plots import _best_variants, _dash, labels_differ_across_panels, plot_all
+from launch.plots import _best_variants, _curves_panel, _dash, labels_differ_across_panels, plot_all
 from launch.report import report, report_json
 from launch.results import (
     METHOD_LABELS,
@@ -274,6 +274,21 @@ def test_best_beta_breaks_win_rate_ties_by_return() -> None:
                 ("rollout", 1.0, None, "cpu"): runs(0.0, 1.6), ("experience", 0.01, None, "cpu"): runs(0.1, 0.2),
                 ("experience", 0.05, None, "cpu"): runs(0.0, 9.0)}
     assert set(_best_variants(variants)) == {("rollout", 0.2, None, "cpu"), ("experience", 0.01, None, "cpu")}
+
+
+def test_a_seed_longer_than_the_others_goes_on_as_a_thin_line() -> None:
+    plt = pytest.importorskip("matplotlib.pyplot")
+    def run(last: int, late_win: float) -> dict:
+        return {"eval": [[x, 0.0, 0.0, 10] for x in range(0, last, 2000)] + [[last, late_win, 20.0, 10]]}
+    v = ("independent", None, None, "cpu")
+    fig, ax = plt.subplots()
+    try:
+        assert _curves_panel(ax, {v: [run(100_000, 0.0), run(132_000, 0.8), run(100_500, 0.0)]}, str)
+        mean, *seeds = ax.lines
+        assert mean.get_xdata()[-1] == 100_000  # the mean covers what every seed covers
+        assert len(seeds) == 1 and seeds[0].get_xdata()[-1] == 132_000 and seeds[0].get_ydata()[-1] == 0.8
+    finally:
+        plt.close(fig)
 
 
 def test_shared_legend_only_when_each_method_has_one_label() -> None:
