@@ -16,17 +16,14 @@ import json
 import statistics
 from pathlib import Path
 
+from dwm_net.runlog import read_jsonl
+
 WINDOW = 2500
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def run_row(run: Path, upto: int) -> dict:
     cfg = json.loads((run / "config.json").read_text())["config"]
-    episodes = read_jsonl(run / "episodes.jsonl")
+    episodes = list(read_jsonl(run / "episodes.jsonl"))
     evals: dict[int, list[float]] = {}
     windows: dict[int, list[float]] = {}
     for e in episodes:

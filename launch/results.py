@@ -279,8 +279,8 @@ def summary_name(summary: dict[str, Any]) -> str:
     beta = summary.get("beta")
     b = f"{beta:g}" if isinstance(beta, (int, float)) else str(beta)
     budget, preset = summary.get("budget"), summary.get("preset")
-    tag = "" if budget in (None, "unlimited") else "-" + re.sub(r"[^A-Za-z0-9.]+", "_", str(budget))
-    tag += "" if preset in (None, "cpu") else "-" + re.sub(r"[^A-Za-z0-9.]+", "_", str(preset))
+    tag = "".join("-" + re.sub(r"[^A-Za-z0-9.]+", "_", str(value))
+                  for value, default in ((budget, "unlimited"), (preset, "cpu")) if value not in (None, default))
     return f"{summary.get('scenario')}-{summary.get('method')}-b{b}{tag}-s{summary.get('seed')}.json"
 
 
