@@ -55,6 +55,7 @@ from dwm_net.learning.selection import CompositeScorer, GaussianGate, SlidingSta
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
 from dwm_net.learning.world_model import SCORE_KEYS
 from dwm_net.runlog import write_atomic as _atomic
+from dwm_net.seeding import derive_seed
 
 EXPERIENCE_METHODS = ("experience", "both")
 ROLLOUT_METHODS = ("rollout", "both")
@@ -90,6 +91,10 @@ class Agent:
         self.feed_learner = feed_learner  # centralized, as its own process: see the module doc
         self.params_update = -1  # the learner update of the acting parameters (feed_learner)
         self.rng = np.random.default_rng(seed)
+        # Exploration noise draws from its own stream, so turning it on leaves replay sampling
+        # and gating draws as they were.
+        self.explore_rng = np.random.default_rng(derive_seed(seed, agent_id, "explore"))
+        self._deviation: int | None = None  # the exploratory action of the last step, if any
         if learner is None:
             learner = DreamerLearner(cfg, spec, init_seed=seed if init_seed is None else init_seed)
         self.learner: Learner = learner
@@ -117,6 +122,7 @@ class Agent:
 
     def reset_episode(self) -> None:
         self.carry = self._initial_carry()
+        self._deviation = None
         self._steps.clear()
 
     def act(self, obs: np.ndarray, avail: np.ndarray, greedy: bool = False) -> int:
@@ -127,8 +133,23 @@ class Agent:
         latent = self.learner.wm.act_step(c.latent, c.prev_action, obs_t, first)
         avail_t = torch.from_numpy(np.array(avail, bool)).to(obs_t.device)[None]
         action, _ = self.learner.ac.policy(latent.feat(), avail_t, greedy)
+        if not greedy and self.cfg.train.explore_eps > 0.0:
+            action = torch.full_like(action, self._explore(int(action[0]), np.asarray(avail, bool)))
         self.carry = Carry(latent, action, False)
         return int(action[0])
+
+    def _explore(self, action: int, avail: np.ndarray) -> int:
+        """``train.explore_eps`` / ``explore_repeat`` noise on the policy's ``action``."""
+        t, rng, dev = self.cfg.train, self.explore_rng, self._deviation
+        if dev is not None and avail[dev] and rng.random() < t.explore_repeat:
+            return dev
+        self._deviation = None
+        if rng.random() < t.explore_eps:
+            choices = np.flatnonzero(avail)
+            if choices.size:
+                self._deviation = int(rng.choice(choices))
+                return self._deviation
+        return action
 
     def record(self, obs: np.ndarray, action: int, reward: float, term: bool, avail: np.ndarray,
                first: bool) -> None:
@@ -323,6 +344,7 @@ class Agent:
         state = {"agent_id": self.agent_id, "counters": dict(self.counters), "seq": self._seq,
                  "params_update": self.params_update,
                  "rng": self.rng.bit_generator.state,
+                 "explore_rng": self.explore_rng.bit_generator.state,
                  "scorer": {k: _stats_state(s) for k, s in self.scorer.stats.items()},
                  "gates": {name: {"decisions": g.decisions, "shared": g.shared,
                                   "stats": _stats_state(g.stats)} for name, g in self._gates().items()}}
@@ -339,6 +361,8 @@ class Agent:
         self._seq = int(state["seq"])
         self.params_update = int(state.get("params_update", -1))
         self.rng.bit_generator.state = state["rng"]
+        if "explore_rng" in state:  # absent in checkpoints from before exploration noise
+            self.explore_rng.bit_generator.state = state["explore_rng"]
         for key, stats in self.scorer.stats.items():
             _load_stats(stats, state["scorer"][key])
         for name, gate in self._gates().items():

@@ -287,6 +287,15 @@ class TrainConfig(_Section):
     # 1.5k steps: sample 0.16 (seed 0) / 0.89 (seed 1), threshold 0.57 / 0.98; over the whole run
     # seed 1 had sample 0.31, threshold 0.25. The default stays MAMBA's.
     imagine_avail: str = _f("sample", choices=("sample", "threshold"))
+    # Exploration noise on top of the sampled policy, in training episodes only (evaluation is
+    # greedy): with probability `explore_eps` an agent takes a uniformly random available action
+    # instead (MAMBA's EXPL_NOISE, 0 there), and a deviation is repeated on the next step with
+    # probability `explore_repeat` while it stays available, so noise can make the several
+    # consecutive moves that a retreat out of a weapon's range takes (docs/kite_window.py, table
+    # 3). The world model learns from any data; the actor learns only in imagination, so the
+    # noise biases nothing it is trained on. 0 / 0 = off (every preset).
+    explore_eps: float = _f(0.0, "[0,1]")
+    explore_repeat: float = _f(0.0, "[0,1)")
     train_every: int = _f(1, ">0")  # episodes between training rounds
     prefill: int = _f(500, ">=0")  # env steps collected before the first training round
 

@@ -257,6 +257,74 @@ def test_save_load_acts_identically_and_keeps_counting(tmp_path: Path) -> None:
     assert dst.metrics()["wm_updates"] == src.metrics()["wm_updates"]
 
 
+# --- exploration noise --------------------------------------------------------------------------
+
+def _actions(agent: Agent, obs: np.ndarray, avail: np.ndarray, n: int, greedy: bool = False) -> list[int]:
+    torch.manual_seed(0)  # the policy's own sampling is the same in every call
+    agent.reset_episode()
+    return [agent.act(obs, avail, greedy) for _ in range(n)]
+
+
+def test_greedy_acting_ignores_exploration_noise_and_noise_leaves_the_agent_rng_alone() -> None:
+    env = make_env(SCENARIO, seed=0)
+    env.reset()
+    obs, avail = np.asarray(env.get_obs())[0], np.asarray(env.get_avail_actions(), bool)[0]
+    plain = Agent(TINY, 0, env_spec(env), None, seed=3)
+    noisy = Agent(replace(TINY, **{"train.explore_eps": 0.5, "train.explore_repeat": 0.5}), 0,
+                  env_spec(env), None, seed=3)
+    assert _actions(noisy, obs, avail, 30, greedy=True) == _actions(plain, obs, avail, 30, greedy=True)
+    assert _actions(noisy, obs, avail, 200) != _actions(plain, obs, avail, 200)
+    # Noise has its own stream: the replay-sampling RNG has drawn nothing in either agent.
+    assert noisy.rng.random() == plain.rng.random()
+
+
+def test_exploration_noise_takes_only_available_actions_uniformly() -> None:
+    env = make_env(SCENARIO, seed=0)
+    env.reset()
+    obs = np.asarray(env.get_obs())[0]
+    avail = np.zeros(env.get_env_info()["n_actions"], bool)
+    avail[[1, 2, 4]] = True
+    agent = Agent(replace(TINY, **{"train.explore_eps": 1.0}), 0, env_spec(env), None, seed=1)
+    counts = np.bincount(_actions(agent, obs, avail, 3000), minlength=avail.size)
+    assert counts[~avail].sum() == 0
+    assert np.all(np.abs(counts[avail] / 3000 - 1 / 3) < 0.04), counts
+
+
+def test_exploration_deviations_repeat_while_available() -> None:
+    env = make_env(SCENARIO, seed=0)
+    env.reset()
+    obs = np.asarray(env.get_obs())[0]
+    avail = np.ones(env.get_env_info()["n_actions"], bool)
+    avail[0] = False  # no-op is for dead agents
+    runs = {}
+    for repeat in (0.0, 0.9):
+        cfg = replace(TINY, **{"train.explore_eps": 1.0, "train.explore_repeat": repeat})
+        acts = _actions(Agent(cfg, 0, env_spec(env), None, seed=2), obs, avail, 2000)
+        runs[repeat] = np.mean(np.diff(acts) == 0)  # how often an action repeats the last one
+    # Fresh uniform draws repeat with chance 1/6; repeated deviations 0.9 + 0.1/6.
+    assert abs(runs[0.0] - 1 / 6) < 0.04 and abs(runs[0.9] - (0.9 + 0.1 / 6)) < 0.03, runs
+    cfg = replace(TINY, **{"train.explore_eps": 1.0, "train.explore_repeat": 0.99})
+    agent = Agent(cfg, 0, env_spec(env), None, seed=2)
+    agent.reset_episode()
+    first = agent.act(obs, avail)
+    gone = avail.copy()
+    gone[first] = False  # the repeated action becomes unavailable: never taken
+    assert all(agent.act(obs, gone) != first for _ in range(50))
+
+
+def test_exploration_rng_survives_a_checkpoint(tmp_path: Path) -> None:
+    env = make_env(SCENARIO, seed=0)
+    env.reset()
+    obs, avail = np.asarray(env.get_obs())[0], np.asarray(env.get_avail_actions(), bool)[0]
+    cfg = replace(TINY, **{"train.explore_eps": 0.5})
+    src = Agent(cfg, 0, env_spec(env), None, seed=4)
+    _actions(src, obs, avail, 17)
+    src.save(tmp_path)
+    dst = Agent(cfg, 0, env_spec(env), None, seed=99)
+    dst.load(tmp_path)
+    assert dst.explore_rng.random() == src.explore_rng.random()
+
+
 # --- bad peer messages --------------------------------------------------------------------------
 
 def test_agent_survives_malformed_and_misshaped_messages() -> None:
