@@ -71,12 +71,14 @@ _MARKERS = ("o", "s", "^", "D")
 
 
 def _setting_index(v: Variant) -> int:
-    """0 for the default settings (cpu preset, no budget), else a stable small number per preset
-    and budget: one method under two presets or budgets (one colour) stays two lines."""
-    _, _, budget, preset = v
+    """0 for the default settings (cpu preset, no overrides, no budget), else a stable small number
+    per preset, overrides and budget: one method under two of them (one colour) stays two lines."""
+    _, _, budget, setup = v
+    preset, _, extra = (setup or "cpu").partition("+")  # a preset with --set overrides: see setup()
     names = list(PRESETS)
-    i = names.index("cpu") if preset is None else names.index(preset) if preset in names else len(names)
-    i -= names.index("cpu")
+    i = (names.index(preset) if preset in names else len(names)) - names.index("cpu")
+    if extra:
+        i += 1 + zlib.crc32(extra.encode()) % (len(_DASHES) - 1)
     if budget not in (None, "unlimited"):
         i += 1 + zlib.crc32(str(budget).encode()) % (len(_DASHES) - 1)
     return i % len(_DASHES)

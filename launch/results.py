@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from dwm_net.config import PRESETS, load_config, to_dict
 from dwm_net.runlog import read_jsonl, write_json_atomic
 from dwm_net.stats import wilson_interval
 
@@ -180,6 +181,36 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file()
 
 
+# Learner settings a run may change with --set without that being one of the named axes
+# (method, β, budget, preset): a run that differs from its preset in them is its own variant.
+_LEARNER_SECTIONS = ("model", "train", "share")
+_NAMED_AXES = frozenset({"share.method", "share.beta"})
+
+
+def overrides(cfg: dict[str, Any]) -> str | None:
+    """``"train.entropy_target=0.25,..."``: the learner settings (model, train, share except
+    method and β) in which a recorded run config differs from its preset as the code has it now,
+    sorted; None where none differs or the preset is unknown."""
+    preset = cfg.get("preset")
+    if preset not in PRESETS:
+        return None
+    base = json.loads(json.dumps(to_dict(load_config(preset))))  # compare as JSON reads back
+    diffs = []
+    for section in _LEARNER_SECTIONS:
+        mine, theirs = cfg.get(section), base[section]
+        if not isinstance(mine, dict):
+            continue
+        diffs += [f"{section}.{k}={mine[k]}" for k in sorted(mine.keys() & theirs.keys())
+                  if f"{section}.{k}" not in _NAMED_AXES and mine[k] != theirs[k]]
+    return ",".join(sorted(diffs)) or None
+
+
+def setup(s: dict[str, Any]) -> str | None:
+    """A summary's preset, with its overrides after a ``+``: ``"cpu+train.entropy_target=0.25"``."""
+    preset, extra = s.get("preset"), s.get("overrides")
+    return f"{preset}+{extra}" if extra else preset
+
+
 def summarize(run_dir: Path) -> dict[str, Any]:
     """The summary of one run directory (see the module docstring for units)."""
     run_dir = Path(run_dir)
@@ -243,6 +274,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "budget": comms.get("budget"),
         "seed": run.get("seed"),
         "preset": cfg.get("preset"),
+        "overrides": overrides(cfg),
         "steps": run.get("steps"),
         "eval_episodes": per_eval,
         "n_agents": n_agents,
@@ -273,12 +305,12 @@ def summarize(run_dir: Path) -> dict[str, Any]:
 # --- storing and loading ------------------------------------------------------------------------
 
 def summary_name(summary: dict[str, Any]) -> str:
-    """``<scenario>-<method>-b<beta>[-<budget>][-<preset>]-s<seed>.json``; the budget appears when
-    it is not unlimited and the preset when it is not the default ``cpu``, so runs that differ only
-    in those do not overwrite each other."""
+    """``<scenario>-<method>-b<beta>[-<budget>][-<preset>[_<overrides>]]-s<seed>.json``; the budget
+    appears when it is not unlimited and the preset when it is not the default ``cpu`` or has
+    overrides, so runs that differ only in those do not overwrite each other."""
     beta = summary.get("beta")
     b = f"{beta:g}" if isinstance(beta, (int, float)) else str(beta)
-    budget, preset = summary.get("budget"), summary.get("preset")
+    budget, preset = summary.get("budget"), setup(summary)
     tag = "".join("-" + re.sub(r"[^A-Za-z0-9.]+", "_", str(value))
                   for value, default in ((budget, "unlimited"), (preset, "cpu")) if value not in (None, default))
     return f"{summary.get('scenario')}-{summary.get('method')}-b{b}{tag}-s{summary.get('seed')}.json"
@@ -354,7 +386,8 @@ def load_summaries(paths: Sequence[Path]) -> list[dict[str, Any]]:
 
 # --- grouping (shared by plots and report) ------------------------------------------------------
 
-Variant = tuple[str, float | None, str | None, str | None]  # (method, beta, budget, preset)
+# (method, beta, budget, setup): setup is the preset with any overrides (see `setup`)
+Variant = tuple[str, float | None, str | None, str | None]
 
 # Settings besides method and β that keep runs apart; labels and tables name them only where the
 # summaries at hand differ in them (a whole grid at one budget and preset says neither).
@@ -363,14 +396,15 @@ SETTINGS = ("budget", "preset")
 
 def variant(s: dict[str, Any]) -> Variant:
     """What seeds are averaged over: (method, beta, budget, preset); beta is None where it means
-    nothing. Runs of different presets or budgets are never averaged together."""
+    nothing. Runs of different presets, overrides or budgets are never averaged together."""
     method = s.get("method") or "?"
-    return method, (s.get("beta") if method in SHARING_METHODS else None), s.get("budget"), s.get("preset")
+    return method, (s.get("beta") if method in SHARING_METHODS else None), s.get("budget"), setup(s)
 
 
 def varying_settings(summaries: Sequence[dict[str, Any]]) -> frozenset[str]:
     """The SETTINGS whose value differs between `summaries` (so labels must say them)."""
-    return frozenset(k for k in SETTINGS if len({s.get(k) for s in summaries}) > 1)
+    value = {"budget": lambda s: s.get("budget"), "preset": setup}
+    return frozenset(k for k in SETTINGS if len({value[k](s) for s in summaries}) > 1)
 
 
 def variant_sort_key(v: Variant) -> tuple:
@@ -395,8 +429,14 @@ def variant_label(v: Variant, show_beta: bool = True, show: Collection[str] = ()
     if show_beta and beta is not None:
         label += f" (β={beta:g})"
     tags = ([str(budget)] if "budget" in show and budget is not None else []) + \
-        ([f"{preset} preset"] if "preset" in show and preset is not None else [])
+        ([_setup_label(preset)] if "preset" in show and preset is not None else [])
     return label + (f" [{', '.join(tags)}]" if tags else "")
+
+
+def _setup_label(setup_: str) -> str:
+    """"cpu+train.x=1" -> "cpu preset, train.x=1"."""
+    preset, _, extra = setup_.partition("+")
+    return f"{preset} preset" + (f", {extra.replace(',', ', ')}" if extra else "")
 
 
 __all__ = [
@@ -408,6 +448,8 @@ __all__ = [
     "ResultsError",
     "bin_curve",
     "group",
+    "overrides",
+    "setup",
     "is_run_dir",
     "is_summary",
     "load_summaries",

@@ -34,7 +34,7 @@ def summarize_cmd(
                                                    help="run directories (dwm-net launch wrote them)")],
     out: Annotated[Path, typer.Option("--out", help="folder for the summary JSON files")],
 ) -> None:
-    """Write one summary JSON per run: <scenario>-<method>-b<beta>[-<budget>]-s<seed>.json."""
+    """Write one summary JSON per run: <scenario>-<method>-b<beta>[-<budget>][-<preset>[_<overrides>]]-s<seed>.json."""
     summaries = []
     for d in dict.fromkeys(run_dirs):  # the same path twice is summarized once
         if not is_run_dir(d):

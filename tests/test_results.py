@@ -21,6 +21,9 @@ from launch.results import (
     mean_ci,
     summarize,
     summary_name,
+    variant,
+    variant_label,
+    varying_settings,
     wilson_interval,
     write_summary,
 )
@@ -265,6 +268,29 @@ def test_presets_are_never_averaged_together(tmp_path: Path, summaries: list[dic
     assert _dash(("experience", 0.1, "2KB/step", "cpu")) != "-"
     result = plot_all(cpu + paper, tmp_path / "figs")
     assert any(p.name == "fig1_winrate.png" for p in result.written)
+
+
+def test_runs_with_set_overrides_are_their_own_variant(tmp_path: Path) -> None:
+    """Two runs that differ only in a --set learner setting: summarized under two names, never
+    averaged together, and labelled with the setting."""
+    plain = make_run(tmp_path / "a", 0, "independent", 0.0, 0)
+    tuned = make_run(tmp_path / "b", 0, "independent", 0.0, 0)
+    record = json.loads((tuned / "config.json").read_text())
+    cfg = record["config"]
+    cfg["train"] = {"entropy_target": 0.25, "explore_eps": 0.1, "lr_wm": 3e-4}  # lr_wm: as in cpu
+    cfg["share"]["window"] = 99
+    (tuned / "config.json").write_text(json.dumps(record))
+    a, b = summarize(plain), summarize(tuned)
+    assert a["overrides"] is None
+    assert b["overrides"] == "share.window=99,train.entropy_target=0.25,train.explore_eps=0.1"
+    assert summary_name(a) == f"{SCENARIOS[0]}-independent-b0-s0.json"
+    assert summary_name(b) == (f"{SCENARIOS[0]}-independent-b0-cpu_share.window_99_train.entropy_target_0.25"
+                               "_train.explore_eps_0.1-s0.json")
+    rows = report_json([a, b])["scenarios"][SCENARIOS[0]]
+    assert [r["n_runs"] for r in rows] == [1, 1]
+    assert variant_label(variant(b), show=varying_settings([a, b])) == (
+        "Independent Training [cpu preset, share.window=99, train.entropy_target=0.25, train.explore_eps=0.1]")
+    assert _dash(variant(b)) != _dash(variant(a)) == "-"
 
 
 def test_best_beta_breaks_win_rate_ties_by_return() -> None:
