@@ -246,13 +246,13 @@ def learn_bench(
                                 max_minutes=max_minutes, episodes_per_eval=eval_episodes,
                                 n_agents=n_agents_of(scenario)))
     report = {"bench": "learn", "machine": machine_info(), "scenario": scenario, "method": method,
-              "beta": beta, "preset": preset, "target": target, "max_minutes": max_minutes,
-              **summarize(results), "runs": results}
+              "beta": beta, "preset": preset, "set": list(sets), "target": target,
+              "max_minutes": max_minutes, **summarize(results), "runs": results}
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         return
     table = Table(title=f"time to eval win rate >= {target:g}: {scenario} {method} b={beta:g} "
-                        f"preset {preset} ({report['machine']['cpu']})")
+                        f"preset {preset}{''.join(' ' + x for x in sets)} ({report['machine']['cpu']})")
     for col in ("seed", "reached", "wall to target", "env steps", "final win rate", "act s", "train s",
                 "comms s", "env s"):
         table.add_column(col, justify="right")

@@ -46,7 +46,8 @@ def test_median_needs_more_than_half_the_seeds() -> None:
 def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "launch", "bench", "learn", "--preset", "tiny", "--target", "0",
                         "--max-minutes", "1", "--seeds", "1", "--eval-every", "100", "--eval-episodes", "2",
-                        "--root", str(tmp_path), "--json"], capture_output=True, text=True, timeout=110)
+                        "--set", "train.explore_eps=0.1", "--root", str(tmp_path), "--json"],
+                       capture_output=True, text=True, timeout=110)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     run = report["runs"][0]
@@ -54,3 +55,7 @@ def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     assert 0 < run["wall_s_to_target"] <= run["elapsed_s"]
     assert {"act", "wait"} <= set(run["timers"]["agents"][0]) and "env" in run["timers"]["env_host"]
     assert not processes_of(tmp_path)
+    # The overrides are in the report and reach the run.
+    assert report["set"] == ["train.explore_eps=0.1"]
+    config = json.loads((Path(run["run_dir"]) / "config.json").read_text())["config"]
+    assert config["train"]["explore_eps"] == 0.1
