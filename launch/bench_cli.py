@@ -216,7 +216,8 @@ def learn_bench(
     beta: float = typer.Option(0.01, help="target fraction shared"),
     target: float = typer.Option(0.8, min=0.0, max=1.0, help="eval win rate to reach"),
     max_minutes: float = typer.Option(15.0, min=0.1, help="per seed: give up after this long"),
-    seeds: int = typer.Option(3, min=1, help="seeds 0..N-1, one launch each, one after another"),
+    seeds: int = typer.Option(3, min=1, help="seeds F..F+N-1 (F: --first-seed), one launch each, one after another"),
+    first_seed: int = typer.Option(0, "--first-seed", min=0, help="the first seed (more seeds of an earlier bench)"),
     preset: str = typer.Option("cpu", help="config preset"),
     eval_every: int = typer.Option(2000, min=1, help="env steps between evaluations"),
     eval_episodes: int = typer.Option(10, min=1, help="episodes per evaluation"),
@@ -240,7 +241,7 @@ def learn_bench(
                    *[x for s in sets for x in ("--set", s)]]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         run_dir = root / f"{stamp}-{scenario}-{method}-b{beta:g}-s{seed}"
         results.append(run_seed(seed, run_dir=run_dir, launch_args=launch_args, target=target,
                                 max_minutes=max_minutes, episodes_per_eval=eval_episodes,

@@ -45,7 +45,7 @@ def test_median_needs_more_than_half_the_seeds() -> None:
 @pytest.mark.timeout(120)
 def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "launch", "bench", "learn", "--preset", "tiny", "--target", "0",
-                        "--max-minutes", "1", "--seeds", "1", "--eval-every", "100", "--eval-episodes", "2",
+                        "--max-minutes", "1", "--seeds", "1", "--first-seed", "2", "--eval-every", "100", "--eval-episodes", "2",
                         "--set", "train.explore_eps=0.1", "--root", str(tmp_path), "--json"],
                        capture_output=True, text=True, timeout=110)
     assert r.returncode == 0, r.stderr
@@ -59,3 +59,4 @@ def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     assert report["set"] == ["train.explore_eps=0.1"]
     config = json.loads((Path(run["run_dir"]) / "config.json").read_text())["config"]
     assert config["train"]["explore_eps"] == 0.1
+    assert run["seed"] == config["run"]["seed"] == 2 and run["run_dir"].endswith("-s2")
