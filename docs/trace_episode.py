@@ -21,6 +21,7 @@ import torch
 from agents.evaluate import load_agents
 from agents.local import env_spec
 from dwm_net.envs import make_env
+from dwm_net.seeding import seed_everything
 from launch.rundir import read_config
 
 MOVES = {0: "noop", 1: "stop", 2: "N", 3: "S", 4: "E", 5: "W"}
@@ -44,6 +45,7 @@ def main() -> None:
     args = p.parse_args()
 
     torch.set_num_threads(1)
+    seed_everything(args.seed)  # acting samples the RSSM latents: without this, runs differ
     cfg = read_config(args.run_dir)
     env = make_env(cfg.env.scenario, seed=args.seed)
     agents, folders = load_agents(cfg, env_spec(env), args.run_dir, None)
@@ -69,8 +71,8 @@ def main() -> None:
                     cells.append(f"a{i} dead")
                     continue
                 hunters = [j for j in enemies if s["target"][j] == i]
-                near = hunters or sorted(enemies, key=lambda j, i=i: edge(s, i, j))[:1]
-                d = edge(s, i, near[0]) if near else float("nan")
+                near = hunters[0] if hunters else min(enemies, key=lambda j, i=i: edge(s, i, j), default=None)
+                d = edge(s, i, near) if near is not None else float("nan")
                 if hunters:
                     threat[i] = (hunters[0], d, frac[i])
                 cells.append(f"a{i} {frac[i]:.2f} d{d:4.1f}{'*' if hunters else ' '} {action_name(acts[i]):5s}")

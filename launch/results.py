@@ -26,6 +26,8 @@ from dwm_net.config import PRESETS, load_config, to_dict
 from dwm_net.runlog import read_jsonl, write_json_atomic
 from dwm_net.stats import wilson_interval
 
+from .sweep import flat_config
+
 SCHEMA = 1
 MAX_POINTS = 100  # binned curves keep at most this many points
 
@@ -194,14 +196,10 @@ def overrides(cfg: dict[str, Any]) -> str | None:
     preset = cfg.get("preset")
     if preset not in PRESETS:
         return None
-    base = json.loads(json.dumps(to_dict(load_config(preset))))  # compare as JSON reads back
-    diffs = []
-    for section in _LEARNER_SECTIONS:
-        mine, theirs = cfg.get(section), base[section]
-        if not isinstance(mine, dict):
-            continue
-        diffs += [f"{section}.{k}={mine[k]}" for k in sorted(mine.keys() & theirs.keys())
-                  if f"{section}.{k}" not in _NAMED_AXES and mine[k] != theirs[k]]
+    mine = flat_config(cfg)
+    base = flat_config(json.loads(json.dumps(to_dict(load_config(preset)))))  # as JSON reads back
+    diffs = [f"{k}={mine[k]}" for k in mine.keys() & base.keys()
+             if k.partition(".")[0] in _LEARNER_SECTIONS and k not in _NAMED_AXES and mine[k] != base[k]]
     return ",".join(sorted(diffs)) or None
 
 

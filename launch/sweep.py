@@ -72,11 +72,12 @@ def status_of(run_dir: Path, steps: int) -> str:
     return "unfinished" if (run_dir / CONFIG_FILE).exists() else "new"
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_config(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flat_config(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -89,7 +90,7 @@ MAY_DIFFER = frozenset({"run.steps"})
 def config_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """``key=recorded (sweep: wanted)`` for each setting both configs have with different values.
     Keys only one side has are left out: fields added to the config after a run was made."""
-    old, new = _flat(recorded), _flat(json.loads(json.dumps(wanted)))  # compare as JSON reads back
+    old, new = flat_config(recorded), flat_config(json.loads(json.dumps(wanted)))  # compare as JSON reads back
     keys = sorted(old.keys() & new.keys(), key=lambda k: (k.count("."), k))  # "preset" first
     return [f"{k}={old[k]!r} (sweep: {new[k]!r})" for k in keys if k not in MAY_DIFFER and old[k] != new[k]]
 
