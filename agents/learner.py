@@ -90,7 +90,8 @@ class DreamerLearner:
         t = self.cfg.train
         stored = len(self.replay) + len(self.shared)
         fraction = len(self.shared) / stored if use_shared else 0.0
-        batch = sample_mixed(self.replay, self.shared, t.batch_size, t.seq_len, rng, fraction)
+        batch = sample_mixed(self.replay, self.shared, t.batch_size, t.seq_len, rng, fraction,
+                             reward_priority=t.reward_priority)
         self.wm_updates += 1
         return self.wm_learner.update(batch)
 
@@ -98,8 +99,8 @@ class DreamerLearner:
     def imagine(self, rng: np.random.Generator) -> Trajectory:
         """Rollouts (H+1, N, ...) from every posterior state of a fresh own batch."""
         t = self.cfg.train
-        batch = TensorBatch.from_numpy(SeqBatch(**self.replay.sample(t.batch_size, t.seq_len, rng)),
-                                       self.wm.device)
+        sample = self.replay.sample(t.batch_size, t.seq_len, rng, reward_priority=t.reward_priority)
+        batch = TensorBatch.from_numpy(SeqBatch(**sample), self.wm.device)
         post, _, _ = self.wm.observe(batch.obs, batch.action, batch.first)
         start = post.map(lambda x: x.flatten(0, 1))  # (B, T, ...) -> (N, ...)
         return self.wm.imagine(start, self.ac.policy, t.horizon, t.gamma,

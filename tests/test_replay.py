@@ -224,6 +224,53 @@ def test_sample_mixed_sets_own_flags():
         sample_mixed(own, shared, 4, 8, rng, shared_fraction=1.5)
 
 
+def _sparse_reward_buffer(capacity: int = 300) -> EpisodeReplay:
+    """Episodes of 50 steps with reward 0 except one step (global step 137) worth 5.0; the
+    buffer has wrapped once, so logical and physical positions differ."""
+    buf = EpisodeReplay(capacity, D, A)
+    for step in range(capacity + 120):
+        t = step % 50
+        buf.add(_obs(step, step // 50), step % A, 5.0 if step == 137 else 0.0, t == 49, _avail(step), t == 0)
+    return buf
+
+
+def test_reward_priority_draws_windows_around_large_rewards():
+    buf = _sparse_reward_buffer()
+    n, seq = 400, 10
+    # Off: exactly the uniform draws as before the option existed (same RNG stream).
+    plain = buf.sample(n, seq, np.random.default_rng(3))
+    off = buf.sample(n, seq, np.random.default_rng(3), reward_priority=0.0)
+    np.testing.assert_array_equal(plain["obs"], off["obs"])
+    hits = lambda b: (b["obs"][..., 0] == 137).any(1)  # noqa: E731 - windows holding the reward
+    assert hits(plain).mean() < 0.1  # 10 of 291 start positions
+    # All prioritised: every window holds the rewarded step, at every position in the window.
+    full = buf.sample(n, seq, np.random.default_rng(4), reward_priority=1.0)
+    assert hits(full).all()
+    positions = np.argmax(full["obs"][..., 0] == 137, axis=1)
+    assert set(positions.tolist()) == set(range(seq))
+    assert (np.diff(full["obs"][..., 0], axis=1) == 1).all()  # still consecutive, no wrap
+    # Half: the last round(B * 0.5) windows are prioritised, the first ones uniform.
+    half = buf.sample(n, seq, np.random.default_rng(5), reward_priority=0.5)
+    assert hits(half)[n // 2:].all() and hits(half)[: n // 2].mean() < 0.1
+    # No reward stored at all: uniform windows, no error.
+    empty = EpisodeReplay(100, D, A)
+    _fill_own(empty, [50, 50])
+    empty.reward[:] = 0.0
+    assert empty.sample(8, seq, np.random.default_rng(0), reward_priority=1.0)["obs"].shape == (8, seq, D)
+    with pytest.raises(ValueError, match="reward_priority"):
+        buf.sample(4, seq, np.random.default_rng(0), reward_priority=1.5)
+
+
+def test_sample_mixed_prioritises_own_windows_only():
+    own, shared = _sparse_reward_buffer(), EpisodeReplay(500, D, A)
+    for k in range(10):
+        shared.add_chunk(**_chunk(1000 + 8 * k, 1000 + k, 8))
+    batch = sample_mixed(own, shared, 20, 8, np.random.default_rng(0), shared_fraction=0.5,
+                         reward_priority=1.0)
+    assert (batch.obs[:10, :, 0] == 137).any(1).all()  # own rows: all around the reward
+    assert (batch.obs[10:, 0, 1] >= 1000).all()  # shared rows: drawn as before
+
+
 def _random_trajectory(h: int, b: int, r: int, c: int, k: int, a: int, seed: int) -> Trajectory:
     g = torch.Generator().manual_seed(seed)
     avail = torch.rand(h, b, a, generator=g) < 0.7

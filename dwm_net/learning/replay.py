@@ -121,20 +121,42 @@ class EpisodeReplay:
                     np.asarray(term, bool), np.asarray(avail), first)
         self._after_chunk = True
 
-    def _indices(self, batch_size: int, seq_len: int, rng: np.random.Generator) -> np.ndarray:
-        """(B, T) physical indices of uniformly drawn windows that do not wrap newest -> oldest."""
+    def _indices(self, batch_size: int, seq_len: int, rng: np.random.Generator,
+                 reward_priority: float = 0.0) -> np.ndarray:
+        """(B, T) physical indices of windows that do not wrap newest -> oldest.
+
+        All uniformly drawn when ``reward_priority`` is 0 (the same draws as always). Otherwise
+        the last ``round(B * reward_priority)`` windows each hold, at a uniform position, one
+        transition drawn with probability proportional to its reward squared (uniform windows
+        when every stored reward is 0). Squared, not |r|: on 2s_vs_1sc the per-hit rewards
+        (~0.25) add up to most of a lost episode's return, and only the square lets a rare win
+        step (~8.9) stand out from them (one win ~ 11 lost episodes' worth, against 0.8 by |r|)."""
         if self._size < seq_len:
             raise ValueError(f"cannot sample sequences of {seq_len} steps from {self._size} "
                              f"stored transitions")
+        if not 0.0 <= reward_priority <= 1.0:
+            raise ValueError(f"reward_priority must be in [0, 1], got {reward_priority}")
         oldest = (self._next - self._size) % self.capacity
-        starts = rng.integers(0, self._size - seq_len + 1, size=batch_size)
+        last_start = self._size - seq_len  # logical positions: 0 = oldest stored transition
+        n_prio = round(batch_size * reward_priority)
+        starts = rng.integers(0, last_start + 1, size=batch_size - n_prio)
+        if n_prio:
+            weight = np.square(self.reward[(oldest + np.arange(self._size)) % self.capacity], dtype=np.float64)
+            total = weight.sum()
+            if total > 0.0:
+                key = rng.choice(self._size, size=n_prio, p=weight / total)
+                prio = np.clip(key - rng.integers(0, seq_len, size=n_prio), 0, last_start)
+            else:
+                prio = rng.integers(0, last_start + 1, size=n_prio)
+            starts = np.concatenate([starts, prio])
         return (oldest + starts[:, None] + np.arange(seq_len)) % self.capacity
 
     def sample(self, batch_size: int, seq_len: int, rng: np.random.Generator, *,
-               own: bool = True) -> dict[str, np.ndarray]:
+               own: bool = True, reward_priority: float = 0.0) -> dict[str, np.ndarray]:
         """`SeqBatch(**d)`-compatible arrays: obs (B, T, D) float32, action (B, T) int64,
-        reward/term (B, T) float32, avail (B, T, A) bool, first (B, T) bool, own (B,) = `own`."""
-        idx = self._indices(batch_size, seq_len, rng)
+        reward/term (B, T) float32, avail (B, T, A) bool, first (B, T) bool, own (B,) = `own`.
+        ``reward_priority``: the fraction of windows drawn around large rewards (`_indices`)."""
+        idx = self._indices(batch_size, seq_len, rng, reward_priority)
         avail = np.unpackbits(self.avail[idx], axis=-1, count=self.n_actions).astype(bool)
         return {"obs": self.obs[idx].astype(np.float32), "action": self.action[idx].astype(np.int64),
                 "reward": self.reward[idx], "term": self.term[idx].astype(np.float32),
@@ -205,9 +227,10 @@ class EpisodeReplay:
 
 
 def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq_len: int,
-                 rng: np.random.Generator, shared_fraction: float) -> Any:
+                 rng: np.random.Generator, shared_fraction: float, reward_priority: float = 0.0) -> Any:
     """A `SeqBatch` of `round(batch_size * shared_fraction)` sequences from `shared` (own=False,
-    placed last) when it holds at least `seq_len` transitions, the rest from `own` (own=True).
+    placed last) when it holds at least `seq_len` transitions, the rest from `own` (own=True;
+    ``reward_priority`` applies to these, see `EpisodeReplay.sample`).
 
     Returns `dwm_net.learning.types.SeqBatch`; it is imported here, not at module level, because
     that module imports torch and this one must stay importable without it.
@@ -217,8 +240,9 @@ def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq
     if not 0.0 <= shared_fraction <= 1.0:
         raise ValueError(f"shared_fraction must be in [0, 1], got {shared_fraction}")
     n_shared = round(batch_size * shared_fraction) if len(shared) >= seq_len else 0
-    parts = [buf.sample(n, seq_len, rng, own=flag)
-             for buf, n, flag in ((own, batch_size - n_shared, True), (shared, n_shared, False)) if n]
+    parts = [buf.sample(n, seq_len, rng, own=flag, reward_priority=prio)
+             for buf, n, flag, prio in ((own, batch_size - n_shared, True, reward_priority),
+                                        (shared, n_shared, False, 0.0)) if n]
     return SeqBatch(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 
