@@ -22,7 +22,7 @@ for kv in sys.argv[5:]:
 patch = os.environ.get("PATCH", "")
 if "thresh" in patch:
     orig = WM.WorldModel.predict_avail
-    WM.WorldModel.predict_avail = lambda self, latent, sample=True: orig(self, latent, sample=False)
+    WM.WorldModel.predict_avail = lambda self, feat, sample=True: orig(self, feat, sample=False)
 if "trunc" in patch:
     import agents.local as L
     _mk = L.make_env

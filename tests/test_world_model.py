@@ -305,6 +305,11 @@ def test_imagine(obs_dim: int, n_actions: int) -> None:
     assert ((traj.discount >= 0) & (traj.discount <= gamma)).all()
     assert torch.equal(traj.deter[0], start.deter.detach())
     assert not any(x.requires_grad for x in (traj.deter, traj.stoch, traj.reward, traj.discount))
+    # Reward and discount of step t are the heads on state t+1 (computed after the loop, batched).
+    with torch.no_grad():
+        nxt = traj.feat()[1:]
+        torch.testing.assert_close(traj.reward, model.reward_head(nxt).squeeze(-1))
+        torch.testing.assert_close(traj.discount, gamma * model.cont_head(nxt).squeeze(-1).sigmoid())
 
 
 def test_predicted_avail_thresholds_at_half() -> None:
@@ -313,7 +318,7 @@ def test_predicted_avail_thresholds_at_half() -> None:
     with torch.no_grad():
         model.avail_head[-1].weight.zero_()
         model.avail_head[-1].bias.copy_(torch.tensor([3.0, -3.0, 3.0, -3.0, -3.0, -3.0, -3.0]))
-    avail = model.predict_avail(model.initial(2), sample=False)
+    avail = model.predict_avail(model.initial(2).feat(), sample=False)
     assert avail.tolist() == [[True, False, True, False, False, False, False]] * 2
 
 
@@ -327,7 +332,7 @@ def test_imagination_samples_uncertain_availability() -> None:
         model.avail_head[-1].weight.zero_()
         model.avail_head[-1].bias.copy_(torch.tensor([30.0, -30.0, -30.0, -30.0, -30.0, -30.0, -0.8473]))
     torch.manual_seed(0)
-    avail = model.predict_avail(model.initial(4000)).float()  # p(last) = sigmoid(-0.8473) = 0.3
+    avail = model.predict_avail(model.initial(4000).feat()).float()  # p(last) = sigmoid(-0.8473) = 0.3
     assert avail[:, 0].all() and not avail[:, 1:6].any()
     assert 0.27 < avail[:, 6].mean().item() < 0.33
     def policy(feat: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -145,19 +145,22 @@ class ActorCritic(nn.Module):
         return sample_index(torch.softmax(logits, -1)), logits
 
     @torch.no_grad()
-    def _targets(self, traj: Trajectory) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(feat (H+1, B, F), lambda-returns (H, B), weights (H, B)) for a detached trajectory."""
+    def _targets(self, traj: Trajectory
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(feat (H+1, B, F), values (H+1, B), lambda-returns (H, B), weights (H, B)) for a
+        detached trajectory; values are the critic's before any update."""
         feat = traj.feat()
-        returns = lambda_returns(traj.reward, self.value(feat), traj.discount, self.cfg.lam)
-        return feat, returns, discount_weights(traj.discount)
+        value = self.value(feat)
+        returns = lambda_returns(traj.reward, value, traj.discount, self.cfg.lam)
+        return feat, value, returns, discount_weights(traj.discount)
 
     @torch.no_grad()
     def critic_losses(self, traj: Trajectory) -> np.ndarray:
         """(B,) float64 weighted squared error of the critic against its lambda-returns, per
         trajectory: the rollout selection score (paper 4.2)."""
         traj = traj.detach()
-        feat, returns, weight = self._targets(traj)
-        err = weight * (self.value(feat[:-1]) - returns) ** 2
+        _, value, returns, weight = self._targets(traj)
+        err = weight * (value[:-1] - returns) ** 2
         return err.mean(0).double().cpu().numpy()
 
     def ratio(self, traj: Trajectory) -> torch.Tensor:
@@ -198,9 +201,9 @@ class ActorCritic(nn.Module):
         """
         traj = traj.detach()
         cfg = self.cfg
-        feat, returns, weight = self._targets(traj)
+        feat, value, returns, weight = self._targets(traj)
+        value = value[:-1]  # (H, B): the critic's forward pass of the targets, not a second one
         with torch.no_grad():
-            value = self.value(feat[:-1])
             adv_std = (returns - value).std(unbiased=False)
             adv = self.advantages(returns, value)
 

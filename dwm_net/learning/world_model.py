@@ -275,9 +275,9 @@ class WorldModel(nn.Module):
     # -- imagination ----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def predict_avail(self, latent: Latent, sample: bool = True) -> torch.Tensor:
-        """(N, A) bool availability of each action; all of them for a row where none is, so the
-        policy always has a choice.
+    def predict_avail(self, feat: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        """(N, A) bool availability of each action in the states feat (N, F) (`Latent.feat`); all
+        of them for a row where none is, so the policy always has a choice.
 
         ``sample`` (what imagination uses): one Bernoulli draw per action from the head's
         probability, as MAMBA's ``rollout_policy`` does. Thresholding at 0.5 instead
@@ -287,7 +287,7 @@ class WorldModel(nn.Module):
         learns to use it: measured, a 5k-step agent imagined 0 attacks while 30% of real states
         allowed one. The drawn mask is stored in the trajectory and masks both the behaviour and
         the trained policy, so PPO's ratio stays consistent."""
-        logits = self.avail_head(latent.feat())
+        logits = self.avail_head(feat)
         avail = torch.bernoulli(logits.sigmoid()).bool() if sample else logits >= 0.0
         return avail | ~avail.any(-1, keepdim=True)
 
@@ -305,24 +305,28 @@ class WorldModel(nn.Module):
         ``sample_avail``: see :meth:`predict_avail`.
         """
         state = start.map(torch.Tensor.detach)
-        deters, stochs = [state.deter], [state.stoch]
-        actions, logits_, avails, rewards, discounts = [], [], [], [], []
+        feat = state.feat()  # (N, F), built once per state: the avail head and the policy share it
+        deters, stochs, feats = [state.deter], [state.stoch], []
+        actions, logits_, avails = [], [], []
         for _ in range(horizon):
-            avail = self.predict_avail(state, sample=sample_avail)
-            action, logits = policy(state.feat(), avail)
+            avail = self.predict_avail(feat, sample=sample_avail)
+            action, logits = policy(feat, avail)
             h = self._recurrent(state.deter, state.stoch, self._onehot(action))
             state = Latent(h, sample_onehot(categorical_probs(self._prior_logits(h))))
             feat = state.feat()
             deters.append(state.deter)
             stochs.append(state.stoch)
+            feats.append(feat)
             actions.append(action)
             logits_.append(logits)
             avails.append(avail)
-            rewards.append(self.reward_head(feat).squeeze(-1))
-            discounts.append(gamma * self.cont_head(feat).squeeze(-1).sigmoid())
+        # Reward and continuation of every step at once (H, N): they feed nothing back into the
+        # loop, and one large product is cheaper than H small ones.
+        nxt = torch.stack(feats)
         return Trajectory(deter=torch.stack(deters), stoch=torch.stack(stochs), action=torch.stack(actions),
                           logits=torch.stack(logits_), avail=torch.stack(avails),
-                          reward=torch.stack(rewards), discount=torch.stack(discounts))
+                          reward=self.reward_head(nxt).squeeze(-1),
+                          discount=gamma * self.cont_head(nxt).squeeze(-1).sigmoid())
 
     @property
     def device(self) -> torch.device:
