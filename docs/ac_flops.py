@@ -10,6 +10,7 @@ ratio says how much of the update is the matrix work that its sizes make unavoid
 """
 import sys
 import time
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -40,15 +41,25 @@ traj = wm.imagine(post.map(lambda x: x.flatten(0, 1)), ac.policy, tr.horizon, tr
 
 n = traj.action.numel()  # H * N imagined states trained on
 f, h, a = wm.feat_size, m.hidden, spec.n_actions
-dims = lambda out: [f] + [h] * m.layers + [out]  # noqa: E731 - layer widths of one MLP
+
+
+def dims(out: int) -> list[int]:
+    """Layer widths of one MLP head."""
+    return [f] + [h] * m.layers + [out]
+
+
 def macs(widths: list[int], rows: int, backward: bool) -> int:
-    fwd = sum(i * o for i, o in zip(widths, widths[1:])) * rows
+    """Multiply-adds of the forward pass over `rows` rows, plus the backward pass if asked."""
+    fwd = sum(i * o for i, o in pairwise(widths)) * rows
     if not backward:
         return fwd
-    input_grads = sum(i * o for i, o in zip(widths[1:], widths[2:])) * rows  # not for layer 1
+    input_grads = sum(i * o for i, o in pairwise(widths[1:])) * rows  # not for layer 1
     return 2 * fwd + input_grads
+
+
 total = macs(dims(1), n + traj.action.shape[1], False)  # the critic's target pass over H+1 steps
 total += tr.ppo_epochs * (macs(dims(a), n, True) + macs(dims(1), n, True))
+
 
 def timed(fn, reps: int) -> float:
     fn()
@@ -56,6 +67,7 @@ def timed(fn, reps: int) -> float:
     for _ in range(reps):
         fn()
     return (time.perf_counter() - start) / reps
+
 
 upd = timed(lambda: ac.update(traj), 20)
 x, w = torch.randn(n, f), torch.randn(f, h)

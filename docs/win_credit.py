@@ -5,11 +5,12 @@ saved agent, on the won and lost episodes in its own replay (docs/PERFORMANCE.md
 
 Loads agent I's latest checkpoint (networks and replay), finds the whole episodes in its own
 replay, and compares the won ones with as many lost ones (the latest of each):
-1. the reward head on the last step (a win's reward is the win bonus, ~8.9 on 2s_vs_1sc);
+1. the reward head on the last step (a win's last step: the win bonus plus the kill, ~8.3-8.9 on 2s_vs_1sc);
 2. the critic's value k steps before the end;
 3. imagination (the agent's actor, 64 rollouts of the run's horizon, or H, per start state) from the state k
    steps before the end: mean imagined return (rewards weighted by the predicted continuation)
-   and the share of rollouts that imagine a step worth more than half the win bonus.
+   and the share of rollouts that imagine a step worth more than half the win bonus (the
+   simulator's reward_win in reward units, 7.8 on 2s_vs_1sc).
 If the reward head knows the win but imagination from a few steps earlier never reaches it,
 the world model's dynamics (or the actor) lose the credit; if the critic is flat, the returns
 never carry it back.
@@ -99,8 +100,10 @@ def main() -> None:
     agent = agents[args.agent]
     horizon = args.horizon or cfg.train.horizon
     eps = episodes(agent.learner.replay)
-    bonus = max(ep["reward"][-1] for ep in eps)
-    is_win = [bool(ep["reward"][-1] > 0.5 * bonus and bonus > 2.0) for ep in eps]
+    # The win bonus in the agents' reward units (the simulator's scaling): the last step of a
+    # won episode is worth at least this; "imagined win" means a step worth half of it.
+    bonus = env.reward_win / (env.max_reward / env.reward_scale_rate) if env.reward_scale else env.reward_win
+    is_win = [bool(ep["reward"][-1] >= bonus) for ep in eps]
     won = [ep for ep, w in zip(eps, is_win) if w]
     lost = [ep for ep, w in zip(eps, is_win) if not w][-max(len(won), 20):]
     print(f"# {args.run_dir} agent {args.agent} ({folders[args.agent].name}): {len(eps)} whole episodes in "

@@ -241,7 +241,10 @@ def test_reward_priority_draws_windows_around_large_rewards():
     plain = buf.sample(n, seq, np.random.default_rng(3))
     off = buf.sample(n, seq, np.random.default_rng(3), reward_priority=0.0)
     np.testing.assert_array_equal(plain["obs"], off["obs"])
-    hits = lambda b: (b["obs"][..., 0] == 137).any(1)  # noqa: E731 - windows holding the reward
+
+    def hits(b: dict[str, np.ndarray]) -> np.ndarray:  # (B,) windows holding the rewarded step
+        return (b["obs"][..., 0] == 137).any(1)
+
     assert hits(plain).mean() < 0.1  # 10 of 291 start positions
     # All prioritised: every window holds the rewarded step, at every position in the window.
     full = buf.sample(n, seq, np.random.default_rng(4), reward_priority=1.0)
