@@ -10,6 +10,7 @@ matplotlib (the ``viz`` extra) is imported only when a figure is drawn.
 from __future__ import annotations
 
 import math
+import textwrap
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -183,6 +184,8 @@ def _legend_below(fig: Any, axes: np.ndarray, ncol: int = 3) -> None:
         fig.tight_layout()
         return
     widest = 0.6 + 0.075 * max(map(len, seen))  # inches: marker + text at fontsize 9
+    if widest > fig.get_figwidth():  # a long label (runs with several --set overrides) would be cut
+        fig.set_figwidth(widest + 0.2)
     ncol = max(1, min(ncol, len(seen), int(fig.get_figwidth() // widest)))
     fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=ncol, frameon=False,
                bbox_to_anchor=(0.5, 0.0), fontsize=9)
@@ -192,7 +195,7 @@ def _legend_below(fig: Any, axes: np.ndarray, ncol: int = 3) -> None:
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # legends placed outside the axes included
     plt.close(fig)
     return path
 
@@ -340,7 +343,9 @@ def _fig_ac_losses(plt: Any, data: dict[str, Variants], path: Path, show: frozen
                     _steps_axis(ax)
                 if ax.lines and c == len(AC_LOSSES) - 1:
                     ax.legend(fontsize=7, loc="upper right", ncol=max(1, math.ceil(len(sources) / 6)))
-        axes[r, 0].set_ylabel(variant_label(v, show=show).replace(" (", "\n("), fontsize=9)
+        # Wrapped: a variant with several --set overrides has a label longer than its row.
+        label = "\n".join(textwrap.wrap(variant_label(v, show=show), 34))
+        axes[r, 0].set_ylabel(label, fontsize=9 if label.count("\n") < 3 else 7)
     fig.suptitle("Actor and critic losses per agent (Centralized Training: the learner's), mean over seeds")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return _save(plt, fig, path)
