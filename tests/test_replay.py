@@ -237,10 +237,13 @@ def _sparse_reward_buffer(capacity: int = 300) -> EpisodeReplay:
 def test_reward_priority_draws_windows_around_large_rewards():
     buf = _sparse_reward_buffer()
     n, seq = 400, 10
-    # Off: exactly the uniform draws as before the option existed (same RNG stream).
-    plain = buf.sample(n, seq, np.random.default_rng(3))
-    off = buf.sample(n, seq, np.random.default_rng(3), reward_priority=0.0)
-    np.testing.assert_array_equal(plain["obs"], off["obs"])
+    # Off: exactly the uniform draws as before the option existed (same RNG stream): one
+    # `integers` call for the B start positions, counted from the oldest stored transition.
+    plain = buf.sample(n, seq, np.random.default_rng(3), reward_priority=0.0)
+    starts = np.random.default_rng(3).integers(0, len(buf) - seq + 1, size=n)
+    oldest = (buf._next - len(buf)) % buf.capacity
+    expected = buf.obs[(oldest + starts[:, None] + np.arange(seq)) % buf.capacity]
+    np.testing.assert_array_equal(plain["obs"], expected)
 
     def hits(b: dict[str, np.ndarray]) -> np.ndarray:  # (B,) windows holding the rewarded step
         return (b["obs"][..., 0] == 137).any(1)
