@@ -338,9 +338,9 @@ def _fig_ac_losses(plt: Any, data: dict[str, Variants], path: Path, show: frozen
                 ax.set_title(f"{scn}: {name}", fontsize=9)
                 ax.grid(alpha=0.3)
                 ax.tick_params(labelsize=8)
+                _steps_axis(ax)  # every row: rows end at different steps, so none shares its axis
                 if r == len(rows) - 1:
                     ax.set_xlabel("env steps", fontsize=8)
-                    _steps_axis(ax)
                 if ax.lines and c == len(AC_LOSSES) - 1:
                     ax.legend(fontsize=7, loc="upper right", ncol=max(1, math.ceil(len(sources) / 6)))
         # Wrapped: a variant with several --set overrides has a label longer than its row.
