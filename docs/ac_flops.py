@@ -15,21 +15,20 @@ from itertools import pairwise
 import numpy as np
 import torch
 
+from agents.local import env_spec
 from dwm_net.config import load_config
 from dwm_net.envs import make_env
 from dwm_net.learning.actor_critic import ActorCritic
 from dwm_net.learning.bench import _fill_replay
 from dwm_net.learning.replay import EpisodeReplay
-from dwm_net.learning.types import EnvSpec, SeqBatch
+from dwm_net.learning.types import SeqBatch
 from dwm_net.learning.world_model import TensorBatch, WorldModel
 
 torch.set_num_threads(1)
 torch.manual_seed(0)
 cfg = load_config(sys.argv[1] if len(sys.argv) > 1 else "cpu")
 m, tr = cfg.model, cfg.train
-info = make_env("2s_vs_1sc").get_env_info()
-spec = EnvSpec(obs_dim=info["obs_shape"], n_actions=info["n_actions"], n_agents=info["n_agents"],
-               episode_limit=info["episode_limit"])
+spec = env_spec(make_env("2s_vs_1sc"))
 wm = WorldModel(spec, m)
 ac = ActorCritic(spec, wm.feat_size, m, tr)
 replay = EpisodeReplay(tr.capacity, spec.obs_dim, spec.n_actions)

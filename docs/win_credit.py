@@ -37,17 +37,14 @@ ROLLOUTS = 64
 
 def episodes(replay) -> list[dict[str, np.ndarray]]:
     """Whole own episodes (first step stored, ends in a terminal step), oldest first."""
-    n = len(replay)
-    idx = (replay._next - n + np.arange(n)) % replay.capacity  # logical order, oldest first
-    ids = replay.episode[idx]
+    st = replay.state_dict()  # the stored transitions, oldest first
     out = []
-    for e in np.unique(ids):
-        sel = idx[ids == e]
-        if not replay.first[sel[0]] or not replay.term[sel[-1]]:
+    for e in np.unique(st["episode"]):
+        sel = np.flatnonzero(st["episode"] == e)
+        if not st["first"][sel[0]] or not st["term"][sel[-1]]:
             continue  # cut by eviction, or still running at the checkpoint
-        avail = np.unpackbits(replay.avail[sel], axis=-1, count=replay.n_actions).astype(bool)
-        out.append({"obs": replay.obs[sel].astype(np.float32), "action": replay.action[sel].astype(np.int64),
-                    "reward": replay.reward[sel], "first": replay.first[sel], "avail": avail})
+        out.append({"obs": st["obs"][sel].astype(np.float32), "action": st["action"][sel].astype(np.int64),
+                    "reward": st["reward"][sel], "first": st["first"][sel]})
     return out
 
 

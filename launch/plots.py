@@ -184,8 +184,6 @@ def _legend_below(fig: Any, axes: np.ndarray, ncol: int = 3) -> None:
         fig.tight_layout()
         return
     widest = 0.6 + 0.075 * max(map(len, seen))  # inches: marker + text at fontsize 9
-    if widest > fig.get_figwidth():  # a long label (runs with several --set overrides) would be cut
-        fig.set_figwidth(widest + 0.2)
     ncol = max(1, min(ncol, len(seen), int(fig.get_figwidth() // widest)))
     fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=ncol, frameon=False,
                bbox_to_anchor=(0.5, 0.0), fontsize=9)
