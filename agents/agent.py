@@ -29,6 +29,7 @@ learner sends back (`ParamsMsg`).
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,10 +134,16 @@ class Agent:
         latent = self.learner.wm.act_step(c.latent, c.prev_action, obs_t, first)
         avail_t = torch.from_numpy(np.array(avail, bool)).to(obs_t.device)[None]
         action, _ = self.learner.ac.policy(latent.feat(), avail_t, greedy)
-        if not greedy and self.cfg.train.explore_eps > 0.0:
+        if not greedy and self.cfg.train.explore_eps > 0.0 and self._noisy_episode():
             action = torch.full_like(action, self._explore(int(action[0]), np.asarray(avail, bool)))
         self.carry = Carry(latent, action, False)
         return int(action[0])
+
+    def _noisy_episode(self) -> bool:
+        """Whether this training episode gets the noise (``train.explore_episodes``): decided by
+        the episode's index alone, so all agents of a run agree."""
+        f, k = self.cfg.train.explore_episodes, self.counters["episodes"]
+        return math.floor((k + 1) * f) > math.floor(k * f)
 
     def _explore(self, action: int, avail: np.ndarray) -> int:
         """``train.explore_eps`` / ``explore_repeat`` noise on the policy's ``action``."""

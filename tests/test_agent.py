@@ -312,6 +312,28 @@ def test_exploration_deviations_repeat_while_available() -> None:
     assert all(agent.act(obs, gone) != first for _ in range(50))
 
 
+def test_exploration_episodes_noise_an_even_share_the_same_for_every_agent() -> None:
+    env = make_env(SCENARIO, seed=0)
+    env.reset()
+    obs, avail = np.asarray(env.get_obs())[0], np.asarray(env.get_avail_actions(), bool)[0]
+    cfg = replace(TINY, **{"train.explore_eps": 1.0, "train.explore_episodes": 0.3})
+    noisy_by_agent = []
+    for agent_id, seed in ((0, 5), (1, 6)):
+        agent = Agent(cfg, agent_id, env_spec(env), None, seed=seed)
+        noisy = []
+        for _ in range(100):
+            agent.reset_episode()
+            before = agent.explore_rng.bit_generator.state
+            for _ in range(3):
+                agent.record(obs, agent.act(obs, avail), 0.0, False, avail, False)
+            noisy.append(agent.explore_rng.bit_generator.state != before)  # drew noise
+            agent.end_episode()
+        noisy_by_agent.append(noisy)
+    assert sum(noisy_by_agent[0]) == 30
+    assert noisy_by_agent[0] == noisy_by_agent[1]  # no agent plays noisily alone
+    assert max(map(len, "".join("n" if n else "." for n in noisy_by_agent[0]).split("n"))) <= 3
+
+
 def test_exploration_rng_survives_a_checkpoint(tmp_path: Path) -> None:
     env = make_env(SCENARIO, seed=0)
     env.reset()
