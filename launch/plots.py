@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,22 +70,31 @@ _DASHES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D")
 
 
-def _setting_index(v: Variant) -> int:
-    """0 for the default settings (cpu preset, no overrides, no budget), else a stable small number
-    per preset, overrides and budget: one method under two of them (one colour) stays two lines."""
-    _, _, budget, setup = v
-    preset, _, extra = (setup or "cpu").partition("+")  # a preset with --set overrides: see setup()
+Styles = dict[tuple, int]  # (budget, setup) of a variant -> its style number
+
+
+def setting_styles(variants: Iterable[Variant]) -> Styles:
+    """A style number per setting (preset, --set overrides, budget) among `variants`: the default
+    settings (cpu preset, no overrides, no budget) first, then the others in a stable order, so
+    that one method (one colour) under several settings is several distinguishable lines (up to
+    len(_DASHES) settings per figure; a hash of the setting used to pick among 3 and collided)."""
     names = list(PRESETS)
-    i = (names.index(preset) if preset in names else len(names)) - names.index("cpu")
-    if extra:
-        i += 1 + zlib.crc32(extra.encode()) % (len(_DASHES) - 1)
-    if budget not in (None, "unlimited"):
-        i += 1 + zlib.crc32(str(budget).encode()) % (len(_DASHES) - 1)
-    return i % len(_DASHES)
+
+    def key(setting: tuple) -> tuple:
+        budget, setup = setting
+        preset, _, extra = (setup or "cpu").partition("+")  # a preset with --set overrides: see setup()
+        default = preset == "cpu" and not extra and budget in (None, "unlimited")
+        return (not default, names.index(preset) if preset in names else len(names), extra, str(budget))
+
+    return {s: i for i, s in enumerate(sorted({(v[2], v[3]) for v in variants}, key=key))}
 
 
-def _dash(v: Variant) -> str:
-    return _DASHES[_setting_index(v)]
+def _dash(v: Variant, styles: Styles) -> str:
+    return _DASHES[styles.get((v[2], v[3]), 0) % len(_DASHES)]
+
+
+def _marker(v: Variant, styles: Styles) -> str:
+    return _MARKERS[styles.get((v[2], v[3]), 0) % len(_MARKERS)]
 
 
 # --- aggregation over seeds ---------------------------------------------------------------------
@@ -217,8 +225,11 @@ def _win_axes(ax: Any, title: str, metric: str = "win") -> None:
     ax.grid(alpha=0.3)
 
 
-def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], metric: str = "win") -> bool:
-    """Eval curves of `variants` (mean over seeds, t band); False if none had points."""
+def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], metric: str = "win",
+                  styles: Styles | None = None) -> bool:
+    """Eval curves of `variants` (mean over seeds, t band); False if none had points. `styles`:
+    the figure's (default: numbered among `variants`)."""
+    styles = setting_styles(variants) if styles is None else styles
     drew = False
     bounds = METRICS[metric][2]
     for v, runs in variants.items():
@@ -227,7 +238,7 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
             continue
         drew = True
         n = len([s for s in runs if s.get("eval")])
-        ax.plot(x, mean, color=_color(v[0]), ls=_dash(v), marker="o" if x.size < 12 else None, ms=3,
+        ax.plot(x, mean, color=_color(v[0]), ls=_dash(v, styles), marker="o" if x.size < 12 else None, ms=3,
                 label=f"{label(v)} (n={n})")
         if lo is not None:
             ax.fill_between(x, np.clip(lo, *bounds), np.clip(hi, *bounds), color=_color(v[0]), alpha=0.15, lw=0)
@@ -240,7 +251,7 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
             later = c[c[:, 0] > x[-1]]
             start = [x[-1], np.interp(x[-1], c[:, 0], c[:, 1])]
             tail = np.vstack([start, later])
-            ax.plot(tail[:, 0], tail[:, 1], color=_color(v[0]), ls=_dash(v), lw=0.8, alpha=0.6)
+            ax.plot(tail[:, 0], tail[:, 1], color=_color(v[0]), ls=_dash(v, styles), lw=0.8, alpha=0.6)
     return drew
 
 
@@ -257,7 +268,7 @@ def labels_differ_across_panels(panels: dict[str, Variants], show: frozenset[str
 # --- the figures --------------------------------------------------------------------------------
 
 def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable[[Variants], Variants],
-                 title: str, show: frozenset[str], panel_legends: bool = False,
+                 title: str, show: frozenset[str], styles: Styles, panel_legends: bool = False,
                  metric: str = "win") -> Path | None:
     """Win-rate curves, a panel per scenario; one shared legend, or one under each panel."""
     panels = {scn: pick(v) for scn, v in data.items()}
@@ -267,7 +278,7 @@ def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable
     panel_legends = panel_legends or labels_differ_across_panels(panels, show)
     fig, axes = _grid(plt, 1, len(panels), h=3.6)
     for ax, (scn, variants) in zip(axes.flat, panels.items()):
-        _curves_panel(ax, variants, lambda v: variant_label(v, show=show), metric)
+        _curves_panel(ax, variants, lambda v: variant_label(v, show=show), metric, styles)
         _win_axes(ax, scn, metric)
         if panel_legends and ax.lines:
             # One column: long labels ("RSSM+Predictors + Actor-Critic (β=0.05)") side by side
@@ -283,7 +294,8 @@ def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable
     return _save(plt, fig, path)
 
 
-def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str]) -> Path | None:
+def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str],
+                   styles: Styles) -> Path | None:
     rows = {scn: _default_variants(v) for scn, v in data.items()}
     rows = {scn: v for scn, v in rows.items()
             if any(_losses_of(s).get(k) for runs in v.values() for s in runs for k, _ in WM_LOSSES)}
@@ -296,7 +308,7 @@ def _fig_wm_losses(plt: Any, data: dict[str, Variants], path: Path, show: frozen
             for v, runs in variants.items():
                 x, mean, _, _ = seed_band([_losses_of(s).get(key) or [] for s in runs], n_grid=100)
                 if x.size:
-                    ax.plot(x, mean, color=_color(v[0]), ls=_dash(v), lw=1.2, label=variant_label(v, show=show))
+                    ax.plot(x, mean, color=_color(v[0]), ls=_dash(v, styles), lw=1.2, label=variant_label(v, show=show))
             ax.set_title(f"{scn}: {name}", fontsize=10)
             ax.set_xlabel("env steps", fontsize=8)
             _steps_axis(ax)
@@ -355,7 +367,8 @@ def _source_key(name: str) -> tuple[int, int | str]:
     return (0, int(tail)) if head == "agent" and tail.isdigit() else (1, name)
 
 
-def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str]) -> Path | None:
+def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str],
+              styles: Styles) -> Path | None:
     panels = {scn: v for scn, v in data.items()
               if any(m in SHARING_METHODS and _final_mean(runs) >= 0 for (m, *_), runs in v.items())}
     if not panels:
@@ -371,14 +384,14 @@ def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[s
             if v[0] in SHARING_METHODS:
                 lines.setdefault((v[0], None, *v[2:]), []).append((v[1], mean, half))
             else:
-                ax.axhline(mean, color=_color(v[0]), ls="--" if _dash(v) == "-" else _dash(v), lw=1.2,
+                ax.axhline(mean, color=_color(v[0]), ls="--" if _dash(v, styles) == "-" else _dash(v, styles), lw=1.2,
                            label=variant_label(v, show=show) + f" (n={len(finals)})")
         for k, (v, pts) in enumerate(lines.items()):
             pts.sort()
             b, m, h = (np.array(a, float) for a in zip(*pts))
             lo, hi = np.clip(m - h, 0, 1), np.clip(m + h, 0, 1)
             dodge = 0.012 * (k - (len(lines) - 1) / 2)  # so equal points of two methods both show
-            ax.errorbar(b + dodge, m, yerr=[m - lo, hi - m], color=_color(v[0]), ls=_dash(v), marker="o", capsize=3,
+            ax.errorbar(b + dodge, m, yerr=[m - lo, hi - m], color=_color(v[0]), ls=_dash(v, styles), marker="o", capsize=3,
                         label=variant_label(v, show=show))
         ax.set_xlim(-0.03, 1.03)
         ax.set_xlabel("β (target fraction shared)")
@@ -399,7 +412,8 @@ def _fmt_bytes(x: float) -> str:
     return f"{x:g}"
 
 
-def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str]) -> Path | None:
+def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[str],
+               styles: Styles) -> Path | None:
     pts = {scn: [(v, s) for v, runs in variants.items() for s in runs
                  if s.get("final_win_rate") is not None and (s.get("bytes") or {}).get("per_env_step") is not None]
            for scn, variants in data.items()}
@@ -413,7 +427,7 @@ def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[
         xs = [s["bytes"]["per_env_step"] for _, s in runs]
         for v, s in runs:
             ax.scatter(s["bytes"]["per_env_step"], s["final_win_rate"], color=_color(v[0]), s=28, alpha=0.8,
-                       marker=_MARKERS[_setting_index(v)],
+                       marker=_marker(v, styles),
                        edgecolor="k", lw=0.4, label=variant_label(v, show_beta=False, show=show))
         if min(xs) <= 0:  # zero-byte runs: linear near 0 so they stay on the axis
             ax.set_xscale("symlog", linthresh=1.0)
@@ -441,27 +455,28 @@ def plot_all(summaries: Sequence[Summary], out_dir: Path) -> PlotResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = group(summaries)
     show = varying_settings(summaries)
+    styles = setting_styles(v for variants in data.values() for v in variants)
     has_sweep = any(len({v[1] for v in variants if v[0] == m}) > 1
                     for variants in data.values() for m in SHARING_METHODS)
     figures: list[tuple[str, Callable[[Path], Path | None], str]] = [
         ("fig1_winrate.png", lambda p: _fig_winrate(
             plt, data, p, _default_variants, "Eval win rate (each method at its largest β; 95% t band over seeds)",
-            show), "no run has an evaluation"),
+            show, styles), "no run has an evaluation"),
         ("fig1b_return.png", lambda p: _fig_winrate(
             plt, data, p, _default_variants, "Eval mean return (each method at its largest β; 95% t band over seeds)",
-            show, metric="return"), "no run has an evaluation"),
-        ("fig2_world_model_losses.png", lambda p: _fig_wm_losses(plt, data, p, show),
+            show, styles, metric="return"), "no run has an evaluation"),
+        ("fig2_world_model_losses.png", lambda p: _fig_wm_losses(plt, data, p, show, styles),
          "no run logged world-model losses"),
         ("fig3_actor_critic_losses.png", lambda p: _fig_ac_losses(plt, data, p, show),
          "no run logged actor/critic losses"),
-        ("fig4_beta.png", lambda p: _fig_beta(plt, data, p, show),
+        ("fig4_beta.png", lambda p: _fig_beta(plt, data, p, show, styles),
          "no evaluated run of a sharing method (RSSM+Predictors, Actor-Critic)"),
         ("fig5_best_beta.png", (lambda p: _fig_winrate(
             plt, data, p, _best_variants, "Eval win rate, each method at its best β (95% t band over seeds)",
-            show, panel_legends=True)) if has_sweep else (lambda p: None),
+            show, styles, panel_legends=True)) if has_sweep else (lambda p: None),
          "no β sweep (each method ran at one β: fig1 shows the same curves)" if not has_sweep
          else "no run has an evaluation"),
-        ("bytes_vs_winrate.png", lambda p: _fig_bytes(plt, data, p, show),
+        ("bytes_vs_winrate.png", lambda p: _fig_bytes(plt, data, p, show, styles),
          "no run has both an evaluation and byte counters"),
     ]
     result = PlotResult()

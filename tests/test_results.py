@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from launch.cli import app
-from launch.plots import _best_variants, _curves_panel, _dash, labels_differ_across_panels, plot_all
+from launch.plots import (_best_variants, _curves_panel, _dash, labels_differ_across_panels, plot_all,
+                          setting_styles)
 from launch.report import report, report_json
 from launch.results import (
     METHOD_LABELS,
@@ -263,9 +264,13 @@ def test_presets_are_never_averaged_together(tmp_path: Path, summaries: list[dic
     assert "| Preset |" in table and "| paper |" in table
     assert "| Preset |" not in report(cpu)  # one preset: nothing to say
     # One method, one colour: the preset (or a budget) changes the line style instead.
-    styles = {_dash(("independent", None, None, p)) for p in ("cpu", "paper", "mamba")}
-    assert _dash(("independent", None, None, "cpu")) == "-" and len(styles) == 3
-    assert _dash(("experience", 0.1, "2KB/step", "cpu")) != "-"
+    variants = [("independent", None, None, p) for p in ("paper", "cpu", "mamba")]
+    variants.append(("experience", 0.1, "2KB/step", "cpu"))
+    styles = setting_styles(variants)
+    assert _dash(("independent", None, None, "cpu"), styles) == "-"
+    assert len({_dash(v, styles) for v in variants}) == 4  # four settings, four line styles
+    # A setting's style does not depend on the method or β.
+    assert _dash(("rollout", 0.5, None, "paper"), styles) == _dash(("independent", None, None, "paper"), styles)
     result = plot_all(cpu + paper, tmp_path / "figs")
     assert any(p.name == "fig1_winrate.png" for p in result.written)
 
@@ -290,7 +295,8 @@ def test_runs_with_set_overrides_are_their_own_variant(tmp_path: Path) -> None:
     assert [r["n_runs"] for r in rows] == [1, 1]
     assert variant_label(variant(b), show=varying_settings([a, b])) == (
         "Independent Training [cpu preset, share.window=99, train.entropy_target=0.25, train.explore_eps=0.1]")
-    assert _dash(variant(b)) != _dash(variant(a)) == "-"
+    styles = setting_styles([variant(b), variant(a)])
+    assert _dash(variant(b), styles) != _dash(variant(a), styles) == "-"
 
 
 def test_best_beta_breaks_win_rate_ties_by_return() -> None:
