@@ -66,8 +66,10 @@ def _color(method: str) -> str:
     return f"C{i}"
 
 
-_DASHES = ("-", "--", ":", "-.")
-_MARKERS = ("o", "s", "^", "D")
+# Eight line styles and markers: a figure with more settings of one method than that reuses them.
+_DASHES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 4)),
+                            (0, (6, 2, 1, 2, 1, 2)))
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 Styles = dict[tuple, int]  # (budget, setup) of a variant -> its style number
@@ -89,7 +91,7 @@ def setting_styles(variants: Iterable[Variant]) -> Styles:
     return {s: i for i, s in enumerate(sorted({(v[2], v[3]) for v in variants}, key=key))}
 
 
-def _dash(v: Variant, styles: Styles) -> str:
+def _dash(v: Variant, styles: Styles) -> Any:
     return _DASHES[styles.get((v[2], v[3]), 0) % len(_DASHES)]
 
 

@@ -16,7 +16,6 @@ from dwm_net.learning.actor_critic import (
     MASKED_LOGIT,
     ActorCritic,
     discount_weights,
-    importance_ratio,
     lambda_returns,
     masked_logits,
     normalised_entropy,

@@ -11,7 +11,7 @@ import torch
 
 from dwm_net.config import load_config, replace
 from dwm_net.learning import world_model as wm
-from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
+from dwm_net.learning.types import EnvSpec, SeqBatch, Trajectory
 from dwm_net.learning.world_model import LOSS_KEYS, SCORE_KEYS, TensorBatch, WorldModel, WorldModelLearner
 
 torch.set_num_threads(1)
