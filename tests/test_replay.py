@@ -267,6 +267,23 @@ def test_reward_priority_draws_windows_around_large_rewards():
         buf.sample(4, seq, np.random.default_rng(0), reward_priority=1.5)
 
 
+def test_reward_priority_follows_writes_and_evictions():
+    buf = _sparse_reward_buffer()  # holds steps 120..419; the rewarded step 137
+    seq = 10
+
+    def rewarded(b: dict[str, np.ndarray], step: int) -> np.ndarray:
+        return (b["obs"][..., 0] == step).any(1)
+
+    assert rewarded(buf.sample(50, seq, np.random.default_rng(0), reward_priority=1.0), 137).all()
+    buf.add(_obs(420, 8), 0, 50.0, False, _avail(420), False)  # evicts step 120; weighs 100x 137
+    after = buf.sample(400, seq, np.random.default_rng(1), reward_priority=1.0)
+    assert 0.97 < rewarded(after, 420).mean() < 1.0 and rewarded(after, 137).any()
+    for step in range(421, 421 + 300):  # the rewarded steps leave: uniform windows again
+        buf.add(_obs(step, 9), 0, 0.0, False, _avail(step), False)
+    gone = buf.sample(50, seq, np.random.default_rng(2), reward_priority=1.0)
+    assert not rewarded(gone, 420).any() and not rewarded(gone, 137).any()
+
+
 def test_sample_mixed_prioritises_own_windows_only():
     own, shared = _sparse_reward_buffer(), EpisodeReplay(500, D, A)
     for k in range(10):

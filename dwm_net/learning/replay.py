@@ -68,6 +68,9 @@ class EpisodeReplay:
         self._size = 0
         self._episodes = 0  # ids handed out so far
         self._after_chunk = True  # the next own step cannot continue what is stored before it
+        # Cumulative squared rewards in logical order for `reward_priority` draws, built on the
+        # first draw after a write: a round's several batches share one O(N) pass.
+        self._reward_cdf: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self._size
@@ -100,6 +103,7 @@ class EpisodeReplay:
         self._episodes += int(first.sum())
         self._next = (self._next + t) % self.capacity
         self._size = min(self._size + t, self.capacity)
+        self._reward_cdf = None
 
     def add(self, obs: np.ndarray, action: int, reward: float, term: bool, avail: np.ndarray,
             first: bool) -> None:
@@ -141,10 +145,13 @@ class EpisodeReplay:
         n_prio = round(batch_size * reward_priority)
         starts = rng.integers(0, last_start + 1, size=batch_size - n_prio)
         if n_prio:
-            weight = np.square(self.reward[(oldest + np.arange(self._size)) % self.capacity], dtype=np.float64)
-            total = weight.sum()
-            if total > 0.0:
-                key = rng.choice(self._size, size=n_prio, p=weight / total)
+            if self._reward_cdf is None:
+                self._reward_cdf = np.cumsum(np.square(
+                    self.reward[(oldest + np.arange(self._size)) % self.capacity], dtype=np.float64))
+            cdf = self._reward_cdf
+            if cdf[-1] > 0.0:
+                # as rng.choice(size, p=weight / total) draws: inverse CDF of uniform samples
+                key = np.searchsorted(cdf, rng.random(n_prio) * cdf[-1], side="right")
                 prio = np.clip(key - rng.integers(0, seq_len, size=n_prio), 0, last_start)
             else:
                 prio = rng.integers(0, last_start + 1, size=n_prio)
@@ -195,6 +202,7 @@ class EpisodeReplay:
             getattr(self, name)[:size] = state[name]
         self._size, self._next = size, size % self.capacity
         self._episodes, self._after_chunk = int(state["episodes"]), bool(state["after_chunk"])
+        self._reward_cdf = None
 
     def save(self, path: str | Path) -> None:
         """Write atomically: `<path>.tmp`, fsync, then `os.replace` (a crash leaves the old file)."""
