@@ -99,7 +99,7 @@ def main() -> None:
     eps = episodes(agent.learner.replay)
     # The win bonus in the agents' reward units (the simulator's scaling): the last step of a
     # won episode is worth at least this; "imagined win" means a step worth half of it.
-    bonus = env.reward_win / (env.max_reward / env.reward_scale_rate) if env.reward_scale else env.reward_win
+    bonus = env.scale_reward(env.reward_win)
     is_win = [bool(ep["reward"][-1] >= bonus) for ep in eps]
     won = [ep for ep, w in zip(eps, is_win) if w]
     lost = [ep for ep, w in zip(eps, is_win) if not w][-max(len(won), 20):]

@@ -203,10 +203,13 @@ class BuiltinSMAC:
             info["episode_limit"] = True
         info["dead_allies"] = self.n_agents - n_ally_alive
         info["dead_enemies"] = self.n_enemies - n_enemy_alive
-        if self.reward_scale:
-            reward /= self.max_reward / self.reward_scale_rate
         self._terminated = terminated
-        return float(reward), terminated, info
+        return float(self.scale_reward(reward)), terminated, info
+
+    def scale_reward(self, reward: float) -> float:
+        """A raw reward in the units `step` returns (with `reward_scale`, the map's largest
+        possible episode return maps to `reward_scale_rate`)."""
+        return reward / (self.max_reward / self.reward_scale_rate) if self.reward_scale else reward
 
     def get_obs(self) -> list[np.ndarray]:
         return list(self._obs.copy())
