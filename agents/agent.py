@@ -133,8 +133,13 @@ class Agent:
         first = torch.tensor([c.first], device=obs_t.device)
         latent = self.learner.wm.act_step(c.latent, c.prev_action, obs_t, first)
         avail_t = torch.from_numpy(np.array(avail, bool)).to(obs_t.device)[None]
-        action, _ = self.learner.ac.policy(latent.feat(), avail_t, greedy)
-        if not greedy and self.cfg.train.explore_eps > 0.0 and self._noisy_episode():
+        t = self.cfg.train
+        noisy = not greedy and t.explore_eps > 0.0 and self._noisy_episode()
+        # Not before the actor's first update: argmax of an untrained actor is one fixed action.
+        plain_greedy = (not greedy and not noisy and t.plain_policy == "greedy"
+                        and self.learner.ac_updates > 0)
+        action, _ = self.learner.ac.policy(latent.feat(), avail_t, greedy or plain_greedy)
+        if noisy:
             action = torch.full_like(action, self._explore(int(action[0]), np.asarray(avail, bool)))
         self.carry = Carry(latent, action, False)
         return int(action[0])

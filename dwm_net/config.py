@@ -303,6 +303,15 @@ class TrainConfig(_Section):
     # a policy that wins greedily never sees itself win in training (docs/PERFORMANCE.md: 7 of 10
     # evaluations won, 0 of 82 training episodes around them). 1 = every episode.
     explore_episodes: float = _f(1.0, "[0,1]")
+    # How the training episodes without that noise pick actions: "sample" from the policy (the
+    # paper, MAMBA) or "greedy", the most likely action, as evaluations do. The sampled policy
+    # at 0.05-0.3 nats still deviates a few times per episode, enough to break a retreat's
+    # timing: around the near-wins of docs/PERFORMANCE.md greedy evaluations won 6-7 of 10 while
+    # sampled and noisy training episodes won 0 of 82, so the world model and critic never saw
+    # the policy's own win. Greedy plain episodes put what the evaluations do into replay.
+    # Until the actor's first update plain episodes sample (argmax of an untrained actor would
+    # repeat one action).
+    plain_policy: str = _f("sample", choices=("sample", "greedy"))
     # Fraction of each own replay batch (world-model training and imagination starts) drawn as
     # windows around a transition picked with probability proportional to its reward squared;
     # the rest are uniform. A departure from the paper (uniform replay) for the rare, decisive

@@ -334,6 +334,40 @@ def test_exploration_episodes_noise_an_even_share_the_same_for_every_agent() -> 
     assert max(map(len, "".join("n" if n else "." for n in noisy_by_agent[0]).split("n"))) <= 3
 
 
+def test_plain_greedy_episodes_act_greedily_once_the_actor_trains() -> None:
+    env = make_env(SCENARIO, seed=0)
+    env.reset()
+    obs, avail = np.asarray(env.get_obs())[0], np.asarray(env.get_avail_actions(), bool)[0]
+    cfg = replace(TINY, **{"train.explore_eps": 1.0, "train.explore_episodes": 0.5,
+                           "train.plain_policy": "greedy"})
+    agent = Agent(cfg, 0, env_spec(env), None, seed=3)
+    policy, asked = agent.learner.ac.policy, []
+
+    def spy(feat, av, greedy=False):  # records whether acting asked for the argmax
+        asked.append(greedy)
+        return policy(feat, av, greedy)
+
+    agent.learner.ac.policy = spy
+
+    def episode() -> tuple[bool, bool]:  # (asked the policy for argmax, drew noise)
+        agent.reset_episode()
+        asked.clear()
+        before = agent.explore_rng.bit_generator.state
+        for _ in range(3):
+            agent.record(obs, agent.act(obs, avail), 0.0, False, avail, False)
+        agent.end_episode()
+        assert len(set(asked)) == 1
+        return asked[0], agent.explore_rng.bit_generator.state != before
+
+    assert [episode() for _ in range(4)] == [(False, False), (False, True)] * 2  # untrained actor samples
+    agent.learner.ac_updates = 1
+    assert [episode() for _ in range(4)] == [(True, False), (False, True)] * 2
+    # Evaluation is greedy and noise-free whatever the episode.
+    asked.clear()
+    agent.act(obs, avail, greedy=True)
+    assert asked == [True]
+
+
 def test_exploration_rng_survives_a_checkpoint(tmp_path: Path) -> None:
     env = make_env(SCENARIO, seed=0)
     env.reset()
