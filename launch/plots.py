@@ -91,8 +91,10 @@ def setting_styles(variants: Iterable[Variant]) -> Styles:
     return {s: i for i, s in enumerate(sorted({(v[2], v[3]) for v in variants}, key=key))}
 
 
-def _dash(v: Variant, styles: Styles) -> Any:
-    return _DASHES[styles.get((v[2], v[3]), 0) % len(_DASHES)]
+def _dash(v: Variant, styles: Styles, shift: int = 0) -> Any:
+    """The setting's line style; `shift` 1 for reference lines, which start dashed (the default
+    setting's is then "--", the next one's ":"), so they stay distinct among one method's."""
+    return _DASHES[(styles.get((v[2], v[3]), 0) + shift) % len(_DASHES)]
 
 
 def _marker(v: Variant, styles: Styles) -> str:
@@ -386,7 +388,7 @@ def _fig_beta(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[s
             if v[0] in SHARING_METHODS:
                 lines.setdefault((v[0], None, *v[2:]), []).append((v[1], mean, half))
             else:
-                ax.axhline(mean, color=_color(v[0]), ls="--" if _dash(v, styles) == "-" else _dash(v, styles), lw=1.2,
+                ax.axhline(mean, color=_color(v[0]), ls=_dash(v, styles, shift=1), lw=1.2,
                            label=variant_label(v, show=show) + f" (n={len(finals)})")
         for k, (v, pts) in enumerate(lines.items()):
             pts.sort()

@@ -271,6 +271,9 @@ def test_presets_are_never_averaged_together(tmp_path: Path, summaries: list[dic
     assert len({_dash(v, styles) for v in variants}) == 4  # four settings, four line styles
     # A setting's style does not depend on the method or β.
     assert _dash(("rollout", 0.5, None, "paper"), styles) == _dash(("independent", None, None, "paper"), styles)
+    # fig4's reference lines (non-sharing methods) start dashed and stay distinct per setting.
+    refs = [_dash(v, styles, shift=1) for v in variants]
+    assert refs[1] == "--" and len(set(refs)) == 4
     result = plot_all(cpu + paper, tmp_path / "figs")
     assert any(p.name == "fig1_winrate.png" for p in result.written)
 
