@@ -62,7 +62,7 @@ def analyse(agent, eps: list[dict[str, np.ndarray]], gamma: float, horizon: int,
         action = torch.from_numpy(ep["action"])[None]
         first = torch.from_numpy(ep["first"])[None]
         post, _, _ = wm.observe(obs, action, first)
-        succ = wm._successor(post, action, first)  # (1, T, F): the state each reward is predicted from
+        succ = wm.successor(post, action, first)  # (1, T, F): the state each reward is predicted from
         rows["pred_last"].append(float(wm.reward_head(succ[0, -1])))
         rows["true_last"].append(float(ep["reward"][-1]))
         value = ac.value(post.feat()[0])  # (T,)

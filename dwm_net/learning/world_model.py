@@ -193,7 +193,7 @@ class WorldModel(nn.Module):
 
     # -- losses ---------------------------------------------------------------------------------
 
-    def _successor(self, post: Latent, action: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    def successor(self, post: Latent, action: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """feat (B, T, F) of the state after taking ``action[:, t]`` in ``post[:, t]``.
 
         The next posterior where the sequence continues; at the last step and before a
@@ -227,7 +227,7 @@ class WorldModel(nn.Module):
         tb = batch if isinstance(batch, TensorBatch) else TensorBatch.from_numpy(batch, self.device)
         post, prior_logits, post_logits = self.observe(tb.obs, tb.action, tb.first)
         feat = post.feat()  # (B, T, F)
-        succ = self._successor(post, tb.action, tb.first)  # (B, T, F)
+        succ = self.successor(post, tb.action, tb.first)  # (B, T, F)
 
         obs_loss = 0.5 * (self.decoder(feat) - tb.obs).square().sum(-1)
         reward_loss = 0.5 * (self.reward_head(succ).squeeze(-1) - tb.reward).square()
