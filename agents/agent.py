@@ -138,7 +138,7 @@ class Agent:
         # Not before the actor's first update: argmax of an untrained actor is one fixed action.
         plain_greedy = (not greedy and not noisy and t.plain_policy == "greedy"
                         and self.learner.ac_updates > 0)
-        action, _ = self.learner.ac.policy(latent.feat(), avail_t, greedy or plain_greedy)
+        action, _ = self.learner.ac.acting_policy(latent.feat(), avail_t, greedy or plain_greedy)
         if noisy:
             action = torch.full_like(action, self._explore(int(action[0]), np.asarray(avail, bool)))
         self.carry = Carry(latent, action, False)
@@ -320,7 +320,7 @@ class Agent:
     def _on_params(self, msg: ParamsMsg) -> bool:
         if not self.feed_learner or msg.update <= self.params_update:
             return False  # not ours to use, or stale
-        load_acting_params(msg, self.learner.wm, self.learner.ac.actor)
+        load_acting_params(msg, self.learner.wm, self.learner.ac.acting_actor)
         self.params_update = msg.update
         return True
 

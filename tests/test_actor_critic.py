@@ -180,6 +180,44 @@ def test_ratio_uses_stored_peer_logits() -> None:
     assert not torch.allclose(ac.ratio(traj).detach(), ratio)
 
 
+def test_actor_average_acts_and_follows_each_actor_step() -> None:
+    """With train.actor_ema = d, acting uses avg <- d avg + (1 - d) actor after each PPO step;
+    imagination (`policy`) keeps using the trained actor; off, both are the actor."""
+    plain = make_ac(5, 1)
+    assert plain.actor_avg is None and plain.acting_actor is plain.actor
+    ac = make_ac(5, 1, **{"train.actor_ema": 0.9, "train.ppo_epochs": 3})
+    traj = random_traj(ac, 4, 6)
+    expected = [p.clone() for p in ac.actor.parameters()]  # the average starts as the actor
+    assert all(torch.equal(a, e) for a, e in zip(ac.actor_avg.parameters(), expected))
+    steps = []
+    step = ac.actor_opt.step
+
+    def recorded_step(*args, **kwargs):  # the actor's weights after every PPO step
+        out = step(*args, **kwargs)
+        steps.append([p.detach().clone() for p in ac.actor.parameters()])
+        return out
+
+    ac.actor_opt.step = recorded_step
+    ac.update(traj)
+    assert len(steps) == 3
+    for after in steps:
+        expected = [0.9 * e + 0.1 * a for e, a in zip(expected, after)]
+    for avg, e, a in zip(ac.actor_avg.parameters(), expected, ac.actor.parameters()):
+        assert torch.allclose(avg, e, atol=1e-6) and not torch.equal(avg, a)
+    feat, avail = traj.feat()[0], traj.avail[0]
+    _, acting = ac.acting_policy(feat, avail)
+    _, imagining = ac.policy(feat, avail)
+    assert torch.allclose(acting[avail], ac.actor_avg(feat)[avail])
+    assert torch.allclose(imagining[avail], ac.actor(feat).detach()[avail])
+    # The average is checkpointed with the rest.
+    buf = io.BytesIO()
+    torch.save(ac.state_dict(), buf)
+    buf.seek(0)
+    other = make_ac(5, 2, **{"train.actor_ema": 0.9})
+    other.load_state_dict(torch.load(buf))
+    assert all(torch.equal(a, b) for a, b in zip(other.actor_avg.parameters(), ac.actor_avg.parameters()))
+
+
 def test_entropy_coefficient_decays_once_per_actor_step() -> None:
     ac = make_ac(5, **{"train.entropy": 0.5, "train.entropy_decay": 0.9, "train.ppo_epochs": 3})
     traj = random_traj(ac, 3, 4)

@@ -341,13 +341,13 @@ def test_plain_greedy_episodes_act_greedily_once_the_actor_trains() -> None:
     cfg = replace(TINY, **{"train.explore_eps": 1.0, "train.explore_episodes": 0.5,
                            "train.plain_policy": "greedy"})
     agent = Agent(cfg, 0, env_spec(env), None, seed=3)
-    policy, asked = agent.learner.ac.policy, []
+    policy, asked = agent.learner.ac.acting_policy, []
 
     def spy(feat, av, greedy=False):  # records whether acting asked for the argmax
         asked.append(greedy)
         return policy(feat, av, greedy)
 
-    agent.learner.ac.policy = spy
+    agent.learner.ac.acting_policy = spy
 
     def episode() -> tuple[bool, bool]:  # (asked the policy for argmax, drew noise)
         agent.reset_episode()

@@ -110,6 +110,17 @@ def test_each_method_completes_and_writes_the_run_dir(method: str, tmp_path: Pat
     assert not processes_of(run), "a process of the run outlived the launcher"
 
 
+@pytest.mark.timeout(120)
+def test_centralized_agents_act_with_the_learners_averaged_actor(tmp_path: Path) -> None:
+    """With train.actor_ema the learner ships its averaged actor; the agents load it."""
+    run = tmp_path / "run"
+    r = dwm("launch", "--agents", "2", "--scenario", "2s_vs_1sc", "--method", "centralized", "--preset", "tiny",
+            "--steps", "300", "--set", "train.actor_ema=0.9", "--run-dir", str(run), "--no-live")
+    assert r.returncode == 0, r.stderr + r.stdout
+    agent0 = list(read_jsonl(run / "agent-0.jsonl"))
+    assert agent0[-1].get("received/params", 0) >= 1 and agent0[-1].get("rejected", 0) == 0
+
+
 @pytest.mark.timeout(150)
 def test_kill_9_of_an_agent_is_recovered_and_the_run_completes(tmp_path: Path) -> None:
     run = tmp_path / "run"

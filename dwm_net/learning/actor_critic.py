@@ -25,6 +25,7 @@ Shape notes: H horizon, B batch, N any batch, F feature size, A actions.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -126,6 +127,16 @@ class ActorCritic(nn.Module):
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=train_cfg.lr_critic)
         self.entropy_coef = train_cfg.entropy
         self.return_scale = 0.0  # running 5-95% range of the lambda-returns ("range" scaling)
+        # With `train.actor_ema`, acting uses an exponential moving average of the actor's
+        # weights (updated after every actor step); imagination and PPO use the actor itself.
+        self.actor_avg: nn.Module | None = None
+        if train_cfg.actor_ema > 0.0:
+            self.actor_avg = copy.deepcopy(self.actor).requires_grad_(False)
+
+    @property
+    def acting_actor(self) -> nn.Module:
+        """The network that acts in the environment: the averaged actor if there is one."""
+        return self.actor if self.actor_avg is None else self.actor_avg
 
     def value(self, feat: torch.Tensor) -> torch.Tensor:
         """(...) critic value of feat (..., F)."""
@@ -139,7 +150,18 @@ class ActorCritic(nn.Module):
         The callable that acting and the world model's `imagine` use; the logits it returns are
         what a `Trajectory` stores as the behaviour policy.
         """
-        logits = masked_logits(self.actor(feat), avail)
+        return self._act(self.actor, feat, avail, greedy)
+
+    @torch.no_grad()
+    def acting_policy(self, feat: torch.Tensor, avail: torch.Tensor,
+                      greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """`policy` of `acting_actor`: what an agent does in the environment."""
+        return self._act(self.acting_actor, feat, avail, greedy)
+
+    @staticmethod
+    def _act(actor: nn.Module, feat: torch.Tensor, avail: torch.Tensor,
+             greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = masked_logits(actor(feat), avail)
         if greedy:
             return logits.argmax(-1), logits
         return sample_index(torch.softmax(logits, -1)), logits
@@ -193,6 +215,13 @@ class ActorCritic(nn.Module):
         lo, hi = ENTROPY_BOUNDS
         self.entropy_coef = min(hi, max(lo, self.entropy_coef * math.exp(ENTROPY_RATE * shortfall)))
 
+    @torch.no_grad()
+    def _average_actor(self) -> None:
+        """avg <- d * avg + (1 - d) * actor, d = ``train.actor_ema`` (after each actor step)."""
+        if self.actor_avg is not None:
+            for avg, p in zip(self.actor_avg.parameters(), self.actor.parameters(), strict=True):
+                avg.lerp_(p, 1.0 - self.cfg.actor_ema)
+
     def update(self, traj: Trajectory) -> dict[str, float]:
         """`ppo_epochs` PPO-clip passes for the actor and MSE passes for the critic on one batch.
 
@@ -220,6 +249,7 @@ class ActorCritic(nn.Module):
             actor_loss.backward()
             nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip_policy)
             self.actor_opt.step()
+            self._average_actor()
             self._adapt_entropy(entropy.detach(), traj.avail)
 
             critic_loss = (weight * (self.value(feat[:-1]) - returns) ** 2).mean()
@@ -250,5 +280,5 @@ class ActorCritic(nn.Module):
         self.return_scale = float(state.get("return_scale", 0.0))  # absent in older checkpoints
 
 
-__all__ = ["ActorCritic", "ENTROPY_BOUNDS", "ENTROPY_RATE", "MASKED_LOGIT", "discount_weights", "importance_ratio",
-           "lambda_returns", "log_prob", "masked_logits", "mlp", "normalised_entropy"]
+__all__ = ["ActorCritic", "ENTROPY_BOUNDS", "ENTROPY_RATE", "MASKED_LOGIT", "discount_weights",
+           "importance_ratio", "lambda_returns", "log_prob", "masked_logits", "mlp", "normalised_entropy"]
