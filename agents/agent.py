@@ -91,6 +91,7 @@ class Agent:
         self.method = cfg.share.method
         self.feed_learner = feed_learner  # centralized, as its own process: see the module doc
         self.params_update = -1  # the learner update of the acting parameters (feed_learner)
+        self.learner_actor_updates = 0  # the central learner's actor updates behind them
         self.rng = np.random.default_rng(seed)
         # Exploration noise draws from its own stream, so turning it on leaves replay sampling
         # and gating draws as they were.
@@ -137,7 +138,7 @@ class Agent:
         noisy = not greedy and t.explore_eps > 0.0 and self._noisy_episode()
         # Not before the actor's first update: argmax of an untrained actor is one fixed action.
         plain_greedy = (not greedy and not noisy and t.plain_policy == "greedy"
-                        and self.learner.ac_updates > 0)
+                        and max(self.learner.ac_updates, self.learner_actor_updates) > 0)
         action, _ = self.learner.ac.acting_policy(latent.feat(), avail_t, greedy or plain_greedy)
         if noisy:
             action = torch.full_like(action, self._explore(int(action[0]), np.asarray(avail, bool)))
@@ -320,7 +321,7 @@ class Agent:
     def _on_params(self, msg: ParamsMsg) -> bool:
         if not self.feed_learner or msg.update <= self.params_update:
             return False  # not ours to use, or stale
-        load_acting_params(msg, self.learner.wm, self.learner.ac.acting_actor)
+        self.learner_actor_updates = load_acting_params(msg, self.learner.wm, self.learner.ac.acting_actor)
         self.params_update = msg.update
         return True
 

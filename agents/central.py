@@ -174,7 +174,8 @@ class LearnerProcess(MemberProcess):
         learner, transport = self.learner, self.transport
         assert learner is not None and transport is not None
         msg = ParamsMsg(sender=LEARNER, seq=self.rounds, step=self.steps_received,
-                        arrays=acting_params(learner.wm, learner.ac.acting_actor), update=self.rounds)
+                        arrays=acting_params(learner.wm, learner.ac.acting_actor, learner.ac_updates),
+                        update=self.rounds)
         transport.send(msg, score=1.0)
         transport.pump()
 

@@ -131,21 +131,29 @@ def rollout_from_msg(msg: RolloutMsg, spec: EnvSpec, model: ModelConfig,
 ACTING_WM_MODULES = ("encoder", "rnn_in", "rnn", "post_net")
 
 
-def acting_params(wm: torch.nn.Module, actor: torch.nn.Module) -> dict[str, np.ndarray]:
-    """Named float32 arrays of the acting networks: ``wm.<name>`` and ``actor.<name>``."""
+ACTOR_UPDATES = "meta.actor_updates"  # (1,) int64: the learner's actor updates so far
+
+
+def acting_params(wm: torch.nn.Module, actor: torch.nn.Module, actor_updates: int) -> dict[str, np.ndarray]:
+    """Named arrays of the acting networks: float32 ``wm.<name>`` and ``actor.<name>``, and
+    the learner's actor-update count (agents that act greedily only once the actor trained)."""
     out = {f"wm.{k}": v.detach().cpu().numpy() for k, v in wm.state_dict().items()
            if k.split(".")[0] in ACTING_WM_MODULES}
     out.update({f"actor.{k}": v.detach().cpu().numpy() for k, v in actor.state_dict().items()})
+    out[ACTOR_UPDATES] = np.array([actor_updates], np.int64)
     return out
 
 
-def load_acting_params(msg: ParamsMsg, wm: torch.nn.Module, actor: torch.nn.Module) -> None:
-    """Copy a `ParamsMsg` into the acting networks; `WireError` unless every name and shape
-    matches exactly (nothing is loaded then)."""
+def load_acting_params(msg: ParamsMsg, wm: torch.nn.Module, actor: torch.nn.Module) -> int:
+    """Copy a `ParamsMsg` into the acting networks and return its actor-update count;
+    `WireError` unless every name and shape matches exactly (nothing is loaded then)."""
     targets = {f"wm.{k}": v for k, v in wm.state_dict().items() if k.split(".")[0] in ACTING_WM_MODULES}
     targets.update({f"actor.{k}": v for k, v in actor.state_dict().items()})
-    _check(set(msg.arrays) == set(targets), "spec",
-           f"params names differ ({len(msg.arrays)} arrays, expected {len(targets)})")
+    _check(set(msg.arrays) == set(targets) | {ACTOR_UPDATES}, "spec",
+           f"params names differ ({len(msg.arrays)} arrays, expected {len(targets) + 1})")
+    updates = msg.arrays[ACTOR_UPDATES]
+    _check(updates.shape == (1,) and updates.dtype.kind in "iu" and int(updates[0]) >= 0, "range",
+           f"{ACTOR_UPDATES} {updates.dtype}{updates.shape}")
     for name, target in targets.items():
         value = msg.arrays[name]
         _check(tuple(value.shape) == tuple(target.shape), "shape", f"{name} {value.shape}")
@@ -153,6 +161,8 @@ def load_acting_params(msg: ParamsMsg, wm: torch.nn.Module, actor: torch.nn.Modu
     with torch.no_grad():
         for name, target in targets.items():
             target.copy_(torch.as_tensor(msg.arrays[name].astype(np.float32)))
+    return int(updates[0])
 
 
-__all__ = ["WireError", "link_budget", "acting_params", "load_acting_params", "experience_msg", "experience_from_msg", "rollout_msg", "rollout_from_msg"]
+__all__ = ["ACTOR_UPDATES", "WireError", "link_budget", "acting_params", "load_acting_params",
+           "experience_msg", "experience_from_msg", "rollout_msg", "rollout_from_msg"]

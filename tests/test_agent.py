@@ -12,7 +12,8 @@ import torch
 from agents.agent import Agent
 from agents.local import env_spec, make_agents, make_transports, play_episode, run_local
 from comms.codec import encode
-from comms.messages import ExperienceMsg, MetricsMsg, RolloutMsg
+from agents.wire import ACTOR_UPDATES, WireError, acting_params
+from comms.messages import ExperienceMsg, MetricsMsg, ParamsMsg, RolloutMsg
 from comms.transport import InProcHub
 from dwm_net.config import Config, load_config, replace
 from dwm_net.envs import make_env
@@ -366,6 +367,50 @@ def test_plain_greedy_episodes_act_greedily_once_the_actor_trains() -> None:
     asked.clear()
     agent.act(obs, avail, greedy=True)
     assert asked == [True]
+
+
+def test_a_learner_fed_agent_acts_with_the_shipped_actor_and_knows_it_trained() -> None:
+    """Centralized, as processes: the learner ships its (averaged) acting actor with its actor
+    updates, so an agent's greedy plain episodes start when the learner's actor trains."""
+    env = make_env(SCENARIO, seed=0)
+    env.reset()
+    obs, avail = np.asarray(env.get_obs())[0], np.asarray(env.get_avail_actions(), bool)[0]
+    cfg = replace(TINY, **{"train.actor_ema": 0.5, "train.explore_eps": 1.0, "train.explore_episodes": 0.0,
+                           "train.plain_policy": "greedy"})
+    learner = Agent(cfg, 0, env_spec(env), None, seed=1)
+    fed = Agent(cfg, 0, env_spec(env), None, seed=2, feed_learner=True)
+    with torch.no_grad():
+        for p in learner.learner.ac.actor_avg.parameters():
+            p.add_(1.0)  # the average differs from the actor: the average is what must travel
+
+    def params(updates: int, round_: int) -> ParamsMsg:
+        arrays = acting_params(learner.learner.wm, learner.learner.ac.acting_actor, updates)
+        return ParamsMsg(sender=9, seq=round_, step=0, arrays=arrays, update=round_)
+
+    asked: list[bool] = []
+    policy = fed.learner.ac.acting_policy
+
+    def spy(feat, av, greedy=False):  # records whether acting asked for the argmax
+        asked.append(greedy)
+        return policy(feat, av, greedy)
+
+    fed.learner.ac.acting_policy = spy
+    assert fed._on_params(params(0, 1)) and fed.learner_actor_updates == 0
+    shipped, loaded = learner.learner.ac.actor_avg.parameters(), fed.learner.ac.acting_actor.parameters()
+    assert all(torch.equal(mine, theirs) for mine, theirs in zip(loaded, shipped))
+    fed.reset_episode()
+    fed.act(obs, avail)
+    assert asked == [False]  # the learner's actor has not trained: plain episodes sample
+    assert fed._on_params(params(4, 2)) and fed.learner_actor_updates == 4
+    fed.act(obs, avail)
+    assert asked == [False, True]
+    bad = params(4, 3)
+    for arrays in ({k: v for k, v in bad.arrays.items() if k != ACTOR_UPDATES},
+                   {**bad.arrays, ACTOR_UPDATES: np.array([-1], np.int64)},
+                   {**bad.arrays, ACTOR_UPDATES: np.array([1.5])}):
+        with pytest.raises(WireError):
+            fed._on_params(ParamsMsg(sender=9, seq=3, step=0, arrays=arrays, update=3))
+    assert fed.params_update == 2 and fed.learner_actor_updates == 4  # nothing half-loaded
 
 
 def test_exploration_rng_survives_a_checkpoint(tmp_path: Path) -> None:

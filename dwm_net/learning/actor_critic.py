@@ -147,8 +147,9 @@ class ActorCritic(nn.Module):
                greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Act from feat (N, F) and avail (N, A) bool -> (action (N,) int64, masked logits (N, A)).
 
-        The callable that acting and the world model's `imagine` use; the logits it returns are
-        what a `Trajectory` stores as the behaviour policy.
+        The callable that imagination (the world model's `imagine`) uses, and acting unless
+        ``train.actor_ema`` (see `acting_policy`); the logits it returns are what a `Trajectory`
+        stores as the behaviour policy.
         """
         return self._act(self.actor, feat, avail, greedy)
 
