@@ -186,6 +186,16 @@ def _grid(plt: Any, rows: int, cols: int, w: float = 4.6, h: float = 3.2, min_w:
     return fig, axes
 
 
+LEGEND_MIN_IN = 6.5  # legend labels wrap at this width (inches) on narrower figures
+
+
+def _wrapped(labels: list[str], width_in: float) -> list[str]:
+    """Labels with many --set overrides run to 200 characters: wrap them to `width_in` (at
+    least LEGEND_MIN_IN), or one line would make the saved image several figures wide."""
+    chars = int((max(width_in, LEGEND_MIN_IN) - 0.6) / 0.075)  # marker + text at fontsize 9
+    return [textwrap.fill(label, chars, subsequent_indent="    ") for label in labels]
+
+
 def _legend_below(fig: Any, axes: np.ndarray, ncol: int = 3) -> None:
     """One legend for the whole figure, under the panels, without duplicates."""
     seen: dict[str, Any] = {}
@@ -195,11 +205,15 @@ def _legend_below(fig: Any, axes: np.ndarray, ncol: int = 3) -> None:
     if not seen:
         fig.tight_layout()
         return
-    widest = 0.6 + 0.075 * max(map(len, seen))  # inches: marker + text at fontsize 9
+    labels = _wrapped(list(seen), fig.get_figwidth())
+    lines = [label.count("\n") + 1 for label in labels]
+    widest = 0.6 + 0.075 * max(len(line) for label in labels for line in label.splitlines())
     ncol = max(1, min(ncol, len(seen), int(fig.get_figwidth() // widest)))
-    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=ncol, frameon=False,
+    fig.legend(list(seen.values()), labels, loc="lower center", ncol=ncol, frameon=False,
                bbox_to_anchor=(0.5, 0.0), fontsize=9)
-    legend_in = 0.1 + 0.24 * math.ceil(len(seen) / ncol)  # inches the legend rows take
+    rows = math.ceil(len(labels) / ncol)  # entries fill the columns first
+    row_lines = [max(lines[i] for i in range(r, len(lines), rows)) for r in range(rows)]
+    legend_in = 0.1 + 0.24 * sum(row_lines)  # inches the legend rows take
     fig.set_figheight(fig.get_figheight() + legend_in)  # the panels keep their height
     fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 1))
 
@@ -287,10 +301,13 @@ def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable
         if panel_legends and ax.lines:
             # One column: long labels ("RSSM+Predictors + Actor-Critic (β=0.05)") side by side
             # would be wider than the panel and squeeze the panels together.
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, fontsize=8, ncol=1)
+            handles, labels = ax.get_legend_handles_labels()
+            ax.legend(handles, _wrapped(labels, fig.get_figwidth() / len(panels)), loc="upper center",
+                      bbox_to_anchor=(0.5, -0.22), frameon=False, fontsize=8, ncol=1)
     fig.suptitle(title)
     if panel_legends:
-        rows = max((len(ax.get_legend_handles_labels()[1]) for ax in axes.flat), default=0)
+        rows = max((sum(t.get_text().count("\n") + 1 for t in ax.get_legend().get_texts())
+                    for ax in axes.flat if ax.get_legend()), default=0)
         fig.set_figheight(fig.get_figheight() + 0.3 + 0.17 * rows)  # room under the panels
         fig.tight_layout()
     else:

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from launch.cli import app
-from launch.plots import (_best_variants, _curves_panel, _dash, labels_differ_across_panels, plot_all,
-                          setting_styles)
+from launch.plots import (LEGEND_MIN_IN, _best_variants, _curves_panel, _dash, _wrapped,
+                          labels_differ_across_panels, plot_all, setting_styles)
 from launch.report import report, report_json
 from launch.results import (
     METHOD_LABELS,
@@ -276,6 +276,19 @@ def test_presets_are_never_averaged_together(tmp_path: Path, summaries: list[dic
     assert refs[1] == "--" and len(set(refs)) == 4
     result = plot_all(cpu + paper, tmp_path / "figs")
     assert any(p.name == "fig1_winrate.png" for p in result.written)
+
+
+def test_long_legend_labels_wrap_to_the_figure_width() -> None:
+    """A label with many --set overrides wraps (continuation lines indented); short ones stay."""
+    long = "RSSM+Predictors (β=0.01) [cpu preset, " + ", ".join(f"train.option_{i}=0.5" for i in range(12)) + "]"
+    short = "Independent Training [cpu preset] (n=3)"
+    wrapped, kept = _wrapped([long, short], 3.0)
+    assert kept == short
+    chars = int((LEGEND_MIN_IN - 0.6) / 0.075)
+    lines = wrapped.splitlines()
+    assert len(lines) > 1 and all(len(line) <= chars for line in lines)
+    assert all(line.startswith("    ") for line in lines[1:])
+    assert " ".join(line.strip() for line in lines) == long
 
 
 def test_runs_with_set_overrides_are_their_own_variant(tmp_path: Path) -> None:
