@@ -12,6 +12,7 @@ rate of A, and of B played greedily on its own over the same env seeds (docs/PER
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,8 +41,8 @@ def record_probs(agent: Agent) -> list[torch.Tensor]:
     return seen
 
 
-def play(env, agents: list[Agent], probs: list[list[torch.Tensor]],
-         shadows: list[Agent] = (), shadow_probs: list[list[torch.Tensor]] = ()
+def play(env, agents: Sequence[Agent], probs: Sequence[list[torch.Tensor]],
+         shadows: Sequence[Agent] = (), shadow_probs: Sequence[list[torch.Tensor]] = ()
          ) -> tuple[bool, dict[int, list[tuple[float, bool]]]]:
     """One greedy episode of `agents`; `shadows` follow the same history, told the actions
     taken. Returns (won, per agent [(A's margin, shadow's greedy action is A's)])."""

@@ -305,7 +305,7 @@ class TrainConfig(_Section):
     explore_episodes: float = _f(1.0, "[0,1]")
     # How the training episodes without that noise pick actions: "sample" from the policy (the
     # paper, MAMBA) or "greedy", the most likely action, as evaluations do. The sampled policy
-    # at 0.05-0.3 nats still deviates a few times per episode, enough to break a retreat's
+    # at 0.05-0.5 nats still deviates a few times per episode, enough to break a retreat's
     # timing: around the near-wins of docs/PERFORMANCE.md greedy evaluations won 6-7 of 10 while
     # sampled and noisy training episodes won 0 of 82, so the world model and critic never saw
     # the policy's own win. Greedy plain episodes put what the evaluations do into replay.
