@@ -187,12 +187,13 @@ def _grid(plt: Any, rows: int, cols: int, w: float = 4.6, h: float = 3.2, min_w:
 
 
 LEGEND_MIN_IN = 6.5  # legend labels wrap at this width (inches) on narrower figures
+MARKER_IN, CHAR_IN = 0.6, 0.075  # inches a legend entry's marker and one character take (fontsize 9)
 
 
 def _wrapped(labels: list[str], width_in: float) -> list[str]:
     """Labels with many --set overrides run to 200 characters: wrap them to `width_in` (at
     least LEGEND_MIN_IN), or one line would make the saved image several figures wide."""
-    chars = int((max(width_in, LEGEND_MIN_IN) - 0.6) / 0.075)  # marker + text at fontsize 9
+    chars = int((max(width_in, LEGEND_MIN_IN) - MARKER_IN) / CHAR_IN)
     return [textwrap.fill(label, chars, subsequent_indent="    ") for label in labels]
 
 
@@ -207,7 +208,7 @@ def _legend_below(fig: Any, axes: np.ndarray, ncol: int = 3) -> None:
         return
     labels = _wrapped(list(seen), fig.get_figwidth())
     lines = [label.count("\n") + 1 for label in labels]
-    widest = 0.6 + 0.075 * max(len(line) for label in labels for line in label.splitlines())
+    widest = MARKER_IN + CHAR_IN * max(len(line) for label in labels for line in label.splitlines())
     ncol = max(1, min(ncol, len(seen), int(fig.get_figwidth() // widest)))
     fig.legend(list(seen.values()), labels, loc="lower center", ncol=ncol, frameon=False,
                bbox_to_anchor=(0.5, 0.0), fontsize=9)

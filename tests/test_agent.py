@@ -11,8 +11,8 @@ import torch
 
 from agents.agent import Agent
 from agents.local import env_spec, make_agents, make_transports, play_episode, run_local
-from comms.codec import encode
 from agents.wire import ACTOR_UPDATES, WireError, acting_params
+from comms.codec import encode
 from comms.messages import ExperienceMsg, MetricsMsg, ParamsMsg, RolloutMsg
 from comms.transport import InProcHub
 from dwm_net.config import Config, load_config, replace
@@ -335,6 +335,19 @@ def test_exploration_episodes_noise_an_even_share_the_same_for_every_agent() -> 
     assert max(map(len, "".join("n" if n else "." for n in noisy_by_agent[0]).split("n"))) <= 3
 
 
+def spy_greedy(agent: Agent) -> list[bool]:
+    """From now on, whether each of the agent's acting calls asked for the argmax."""
+    asked: list[bool] = []
+    policy = agent.learner.ac.acting_policy
+
+    def spy(feat: torch.Tensor, avail: torch.Tensor, greedy: bool = False):
+        asked.append(greedy)
+        return policy(feat, avail, greedy)
+
+    agent.learner.ac.acting_policy = spy
+    return asked
+
+
 def test_plain_greedy_episodes_act_greedily_once_the_actor_trains() -> None:
     env = make_env(SCENARIO, seed=0)
     env.reset()
@@ -342,13 +355,7 @@ def test_plain_greedy_episodes_act_greedily_once_the_actor_trains() -> None:
     cfg = replace(TINY, **{"train.explore_eps": 1.0, "train.explore_episodes": 0.5,
                            "train.plain_policy": "greedy"})
     agent = Agent(cfg, 0, env_spec(env), None, seed=3)
-    policy, asked = agent.learner.ac.acting_policy, []
-
-    def spy(feat, av, greedy=False):  # records whether acting asked for the argmax
-        asked.append(greedy)
-        return policy(feat, av, greedy)
-
-    agent.learner.ac.acting_policy = spy
+    asked = spy_greedy(agent)
 
     def episode() -> tuple[bool, bool]:  # (asked the policy for argmax, drew noise)
         agent.reset_episode()
@@ -387,14 +394,7 @@ def test_a_learner_fed_agent_acts_with_the_shipped_actor_and_knows_it_trained() 
         arrays = acting_params(learner.learner.wm, learner.learner.ac.acting_actor, updates)
         return ParamsMsg(sender=9, seq=round_, step=0, arrays=arrays, update=round_)
 
-    asked: list[bool] = []
-    policy = fed.learner.ac.acting_policy
-
-    def spy(feat, av, greedy=False):  # records whether acting asked for the argmax
-        asked.append(greedy)
-        return policy(feat, av, greedy)
-
-    fed.learner.ac.acting_policy = spy
+    asked = spy_greedy(fed)
     assert fed._on_params(params(0, 1)) and fed.learner_actor_updates == 0
     shipped, loaded = learner.learner.ac.actor_avg.parameters(), fed.learner.ac.acting_actor.parameters()
     assert all(torch.equal(mine, theirs) for mine, theirs in zip(loaded, shipped))
