@@ -189,15 +189,18 @@ _LEARNER_SECTIONS = ("model", "train", "share")
 _NAMED_AXES = frozenset({"share.method", "share.beta"})
 
 
-def overrides(cfg: dict[str, Any]) -> str | None:
+def overrides(cfg: dict[str, Any], preset_config: dict[str, Any] | None = None) -> str | None:
     """``"train.entropy_target=0.25,..."``: the learner settings (model, train, share except
-    method and β) in which a recorded run config differs from its preset as the code has it now,
-    sorted; None where none differs or the preset is unknown."""
-    preset = cfg.get("preset")
-    if preset not in PRESETS:
+    method and β) in which a recorded run config differs from its preset, sorted; None where
+    none differs. The preset is ``preset_config`` (what the run recorded at launch) where given,
+    else the preset as the code has it now (runs from before the record; None if unknown)."""
+    if isinstance(preset_config, dict):
+        base = flat_config(preset_config)
+    elif cfg.get("preset") in PRESETS:
+        base = flat_config(json.loads(json.dumps(to_dict(load_config(cfg["preset"])))))  # as JSON reads back
+    else:
         return None
     mine = flat_config(cfg)
-    base = flat_config(json.loads(json.dumps(to_dict(load_config(preset)))))  # as JSON reads back
     diffs = [f"{k}={mine[k]}" for k in mine.keys() & base.keys()
              if k.partition(".")[0] in _LEARNER_SECTIONS and k not in _NAMED_AXES and mine[k] != base[k]]
     return ",".join(sorted(diffs)) or None
@@ -272,7 +275,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "budget": comms.get("budget"),
         "seed": run.get("seed"),
         "preset": cfg.get("preset"),
-        "overrides": overrides(cfg),
+        "overrides": overrides(cfg, record.get("preset_config")),
         "steps": run.get("steps"),
         "eval_episodes": per_eval,
         "n_agents": n_agents,

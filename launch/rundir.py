@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dwm_net.config import Config, ConfigError, from_json, to_dict
+from dwm_net.config import Config, ConfigError, from_json, load_config, to_dict
 from dwm_net.envs.maps import MAPS
 from dwm_net.runlog import write_json_atomic
 from dwm_net.seeding import agent_seeds, derive_seed
@@ -49,11 +49,14 @@ def n_agents_of(scenario: str) -> int:
 
 
 def run_record(cfg: Config, argv: list[str] | None = None) -> dict[str, Any]:
-    """What `config.json` holds: the resolved config plus the seeds every process derives."""
+    """What `config.json` holds: the resolved config plus the seeds every process derives, and
+    the preset's values as the code had them at launch (`preset_config`), so that a later
+    change to a preset does not change which settings a summary calls this run's overrides."""
     n = n_agents_of(cfg.env.scenario)
     seed = cfg.run.seed
     return {
         "config": to_dict(cfg),
+        "preset_config": to_dict(load_config(cfg.preset)),
         "n_agents": n,
         "seeds": {"base": seed, "agents": agent_seeds(seed, n),
                   "init": derive_seed(seed, 0, "init"), "env": derive_seed(seed, 0, "env"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from dwm_net.config import load_config, to_dict
 from launch.cli import app
 from launch.plots import (LEGEND_MIN_IN, _best_variants, _curves_panel, _dash, _wrapped,
                           labels_differ_across_panels, plot_all, setting_styles)
@@ -313,6 +314,28 @@ def test_runs_with_set_overrides_are_their_own_variant(tmp_path: Path) -> None:
         "Independent Training [cpu preset, share.window=99, train.entropy_target=0.25, train.explore_eps=0.1]")
     styles = setting_styles([variant(b), variant(a)])
     assert _dash(variant(b), styles) != _dash(variant(a), styles) == "-"
+
+
+def test_overrides_are_against_the_preset_recorded_at_launch(tmp_path: Path) -> None:
+    """A run that recorded its preset's values (every launch since the record exists) keeps its
+    label when the preset changes later: it is compared with what the preset was then."""
+    from launch.rundir import run_record
+
+    run = make_run(tmp_path / "a", 0, "independent", 0.0, 0)
+    record = json.loads((run / "config.json").read_text())
+    launched = run_record(load_config("cpu", overrides=["train.horizon=25"]), [])
+    assert launched["preset_config"] == to_dict(load_config("cpu"))
+    # The preset as it was at launch had horizon 25 (say); the run used it unchanged.
+    then = launched["preset_config"]
+    then["train"]["horizon"] = 25
+    record["config"] = {**launched["config"], "run": record["config"]["run"]}
+    record["preset_config"] = then
+    (run / "config.json").write_text(json.dumps(record))
+    assert summarize(run)["overrides"] is None
+    # Without the record (older runs) the current preset is the reference: horizon 15 now.
+    del record["preset_config"]
+    (run / "config.json").write_text(json.dumps(record))
+    assert summarize(run)["overrides"] == "train.horizon=25"
 
 
 def test_best_beta_breaks_win_rate_ties_by_return() -> None:
