@@ -397,4 +397,4 @@ def _load_stats(stats: SlidingStats, state: dict[str, Any]) -> None:
         setattr(stats, key, np.asarray(value, np.float64) if isinstance(value, list) else value)
 
 
-__all__ = ["Agent", "Carry", "EXPERIENCE_METHODS", "ROLLOUT_METHODS"]
+__all__ = ["EXPERIENCE_METHODS", "ROLLOUT_METHODS", "Agent", "Carry"]

@@ -69,5 +69,11 @@ def find_checkpoint(root: Path, name: str | None) -> Path:
     return folder
 
 
-__all__ = ["CheckpointError", "KEEP", "LATEST", "find_checkpoint", "latest_checkpoint",
-           "save_checkpoint"]
+__all__ = [
+    "KEEP",
+    "LATEST",
+    "CheckpointError",
+    "find_checkpoint",
+    "latest_checkpoint",
+    "save_checkpoint",
+]

@@ -171,4 +171,4 @@ class DreamerLearner:
         self.wm_updates, self.ac_updates = int(state["wm_updates"]), int(state["ac_updates"])
 
 
-__all__ = ["IMAGINATION_BATCHES", "Learner", "DreamerLearner"]
+__all__ = ["IMAGINATION_BATCHES", "DreamerLearner", "Learner"]

@@ -408,4 +408,4 @@ def run_agent(args: AgentArgs) -> int:
     return run_member(lambda stop: AgentProcess(args, stop))
 
 
-__all__ = ["AgentArgs", "AgentProcess", "MemberProcess", "run_member", "StopFlag", "agent_dir", "run_agent"]
+__all__ = ["AgentArgs", "AgentProcess", "MemberProcess", "StopFlag", "agent_dir", "run_agent", "run_member"]

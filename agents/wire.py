@@ -164,5 +164,14 @@ def load_acting_params(msg: ParamsMsg, wm: torch.nn.Module, actor: torch.nn.Modu
     return int(updates[0])
 
 
-__all__ = ["ACTOR_UPDATES", "WireError", "link_budget", "acting_params", "load_acting_params",
-           "experience_msg", "experience_from_msg", "rollout_msg", "rollout_from_msg"]
+__all__ = [
+    "ACTOR_UPDATES",
+    "WireError",
+    "acting_params",
+    "experience_from_msg",
+    "experience_msg",
+    "link_budget",
+    "load_acting_params",
+    "rollout_from_msg",
+    "rollout_msg",
+]

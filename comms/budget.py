@@ -24,8 +24,9 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from comms.ledger import DROP_REASONS, Clock, DropReason, Ledger, Outcome
 

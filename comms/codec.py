@@ -9,9 +9,8 @@ dict-of-arrays field); frames 1.. are the arrays' raw C-order little-endian byte
 """
 from __future__ import annotations
 
-import functools
-
 import dataclasses
+import functools
 import math
 import threading
 from collections.abc import Sequence
@@ -21,8 +20,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from comms.messages import (ALLOWED_DTYPES, HEADER_FIELDS, MESSAGE_TYPES, FieldInfo,
-                            MalformedMessage, Message, schema)
+from comms.messages import ALLOWED_DTYPES, HEADER_FIELDS, MESSAGE_TYPES, FieldInfo, MalformedMessage, Message, schema
 
 __all__ = ["Limits", "MalformedMessage", "decode", "encode", "payload_size", "wire_size"]
 
@@ -282,7 +280,7 @@ def _unpack_header(view: bytes | memoryview, limits: Limits) -> dict[str, Any]:
         header = msgpack.unpackb(view, raw=False, strict_map_key=True, use_list=True,
                                  max_str_len=n, max_bin_len=n, max_array_len=n, max_map_len=n,
                                  max_ext_len=0)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  (whatever msgpack raises on hostile bytes: one error type out)
         raise MalformedMessage(f"header is not valid msgpack ({type(e).__name__}: {e})") from None
     if not isinstance(header, dict):
         raise MalformedMessage(f"header must be a msgpack map, got {type(header).__name__}")

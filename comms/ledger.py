@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, Self, get_args
 
 DropReason = Literal["budget", "age", "overflow", "hwm", "peer_lost"]
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
@@ -240,7 +240,7 @@ class Ledger:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import zmq
 import zmq.auth
@@ -353,7 +354,7 @@ class CurveSetup:
         self._monitors.clear()
         self._auth.stop()
 
-    def __enter__(self) -> CurveSetup:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,19 +5,28 @@ Env: SEED (default 0); PATCH, comma-separated ablations: thresh (thresholded ava
 imagination), trunc (time limit as a terminal), shareac (one actor-critic for all agents).
 Prints training win rate, return, entropy and how often an attack was available, per WINDOW steps.
 """
-import json, os, sys, time, collections, numpy as np, torch
+import collections
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
 torch.set_num_threads(1)
-from dwm_net.config import load_config, replace
 import dwm_net.learning.world_model as WM
 from agents.agent import Agent
 from agents.local import run_local
+from dwm_net.config import load_config, replace
+
 # usage: exp.py scenario method steps window key=val ... ; env PATCH=thresh
 scen, method, steps, win = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 ov = {}
 for kv in sys.argv[5:]:
     k, v = kv.split("=")
     try: v = json.loads(v)
-    except Exception: pass
+    except json.JSONDecodeError: pass  # not JSON: keep the string
     ov[k] = v
 patch = os.environ.get("PATCH", "")
 if "thresh" in patch:
@@ -64,5 +73,5 @@ def log(d):
               f"ent={g('ac/entropy'):.3f} wmrew={g('wm/reward'):.4f} av={cnt['av']/max(cnt['n'],1):.2f} "
               f"P(atk|av)={cnt['atk']/max(cnt['av'],1):.2f} west={cnt['flee']/max(cnt['n'],1):.2f} ret_mean={g('ac/return_mean'):.2f}", flush=True)
         buf.clear(); cnt.clear(); nxt += win
-res = run_local(cfg, steps=steps, seed=int(os.environ.get("SEED", 0)), method=method, log=log)
+res = run_local(cfg, steps=steps, seed=int(os.environ.get("SEED", "0")), method=method, log=log)
 print("total", round(time.time()-t0), res["win_rate"], res["mean_return"], flush=True)

@@ -1,5 +1,6 @@
 """Wind-up study for docs/SIMULATOR.md: run with `.venv/bin/python docs/windup_study.py`."""
 import numpy as np
+
 from dwm_net.envs import make_env
 from dwm_net.envs.policies import kite_policy, nearest_policy, random_policy, run_episode
 

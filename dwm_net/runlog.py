@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 
 def _clean(value: Any) -> Any:
@@ -43,7 +43,7 @@ class JsonlWriter:
         if not self._file.closed:
             self._file.close()
 
-    def __enter__(self) -> JsonlWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -88,7 +88,7 @@ class Stopwatch:
         self._name = name
         return self
 
-    def __enter__(self) -> Stopwatch:
+    def __enter__(self) -> Self:
         self._t0 = time.perf_counter()
         return self
 

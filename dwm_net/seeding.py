@@ -59,4 +59,4 @@ def seed_everything(seed: int, *, deterministic_torch: bool = False) -> np.rando
     return np.random.default_rng(seed)
 
 
-__all__ = ["derive_seed", "agent_seeds", "seed_everything"]
+__all__ = ["agent_seeds", "derive_seed", "seed_everything"]

@@ -230,8 +230,8 @@ def learn_bench(
     from dwm_net.envs.bench import machine_info
 
     from .bench_learn import run_seed, summarize
-    from .rundir import n_agents_of
     from .run_cli import config_from_flags
+    from .rundir import n_agents_of
 
     check_scenario(scenario)
     config_from_flags(preset, None, sets, scenario=scenario, method=method, beta=beta,

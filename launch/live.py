@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.constrain import Constrain
@@ -81,9 +81,9 @@ class RunState:
                 self.first_steps = (now, steps)
             self.last_steps = (now, steps)
         rate, step = _num(values.get("eval_win_rate")), _num(merged.get("eval_step"))
-        if rate is not None and step is not None and math.isfinite(rate) and math.isfinite(step):
-            if not self.eval_history or self.eval_history[-1][0] != step:
-                self.eval_history.append((int(step), float(rate)))
+        if (rate is not None and step is not None and math.isfinite(rate) and math.isfinite(step)
+                and (not self.eval_history or self.eval_history[-1][0] != step)):
+            self.eval_history.append((int(step), float(rate)))
 
     def set_restarts(self, agent_id: int, n: int) -> None:
         """How many times the launcher restarted this process."""
@@ -379,10 +379,10 @@ def plain_line(info: RunInfo, state: RunState, now: float) -> str:
     done = "-" if steps is None else f"{int(steps):,}"
     pct = "" if frac is None else f" ({100 * frac:.1f}%)"
     parts = [
-        f"[{fmt_duration(now - state.started_at)}] {info.scenario} {info.method} b={info.beta:g}"
+        (f"[{fmt_duration(now - state.started_at)}] {info.scenario} {info.method} b={info.beta:g}"
         f" steps {done}/{info.steps:,}{pct} eta {fmt_duration(eta_seconds(state, info.steps, now))}"
         f" eval {fmt_pct(host.get('eval_win_rate'))} train {fmt_pct(host.get('train_win_rate'))}"
-        f" ret {fmt_num(host.get('train_return'))}"
+        f" ret {fmt_num(host.get('train_return'))}")
     ]
     host_status = fmt_text(host.get("status"))
     if host_status not in ("running", DASH):
@@ -437,7 +437,7 @@ class LiveView:
         self._live.update(self._renderable(now), refresh=True)
         return True
 
-    def __enter__(self) -> LiveView:
+    def __enter__(self) -> Self:
         self._live.start()
         self.refresh(force=True)
         return self

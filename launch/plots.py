@@ -23,10 +23,10 @@ from dwm_net.config import PRESETS
 from .results import (
     METHOD_ORDER,
     SHARING_METHODS,
+    Variant,
     group,
     mean_ci,
     t975,
-    Variant,
     variant_label,
     variant_sort_key,
     varying_settings,

@@ -119,8 +119,8 @@ def launch(
     from .launcher import LaunchArgs, Launcher
     from .live import use_live
 
-    flags = dict(scenario=scenario, backend=backend, method=method, beta=beta, budget=budget, steps=steps, seed=seed,
-                 eval_every=eval_every, eval_episodes=eval_episodes)
+    flags = {"scenario": scenario, "backend": backend, "method": method, "beta": beta, "budget": budget, "steps": steps, "seed": seed,
+                 "eval_every": eval_every, "eval_episodes": eval_episodes}
     if resume is not None:
         cfg, run_dir = _resume_config(resume, run_dir, preset, file, sets, flags)
     else:

@@ -73,10 +73,10 @@ def code_version() -> dict[str, Any]:
     empty outside a git checkout."""
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, check=False,
                                 text=True, timeout=5)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5)
+                               capture_output=True, check=False, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return {}
     if commit.returncode != 0:
@@ -133,5 +133,17 @@ def read_config_file(path: Path) -> Config:
     return config_from_record(record, path)
 
 
-__all__ = ["CONFIG_FILE", "DONE_FILE", "HOST_STATE_FILE", "read_host_state", "RunDirError", "config_from_record", "default_run_dir", "n_agents_of",
-           "read_config", "read_config_file", "run_record", "write_config"]
+__all__ = [
+    "CONFIG_FILE",
+    "DONE_FILE",
+    "HOST_STATE_FILE",
+    "RunDirError",
+    "config_from_record",
+    "default_run_dir",
+    "n_agents_of",
+    "read_config",
+    "read_config_file",
+    "read_host_state",
+    "run_record",
+    "write_config",
+]

@@ -30,7 +30,7 @@ SKIP_NETNS = "needs root and iproute2 (ip, tc)"
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=10)
+    return subprocess.run(args, capture_output=True, check=False, text=True, timeout=10)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Link:
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=10)
+    return subprocess.run(args, capture_output=True, check=False, text=True, timeout=10)
 
 
 def _veth(shape: bool, tag: str) -> Iterator[Link]:

@@ -198,7 +198,7 @@ def test_world_model_batches_mark_peer_rows_not_own(method: str, monkeypatch: py
     seen = []
     original = WorldModel.loss
 
-    def spy(self: WorldModel, batch, own_mask=None):  # noqa: ANN001
+    def spy(self: WorldModel, batch, own_mask=None):
         seen.append(batch)
         return original(self, batch, own_mask)
 

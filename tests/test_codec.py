@@ -13,9 +13,24 @@ from hypothesis import strategies as st
 
 from comms import compact
 from comms.codec import Limits, MalformedMessage, decode, encode, payload_size, wire_size
-from comms.messages import (ALLOWED_DTYPES, ENV_HOST, LAUNCHER, LEARNER, MESSAGE_TYPES,
-                            ActionMsg, ExperienceMsg, HeartbeatMsg, Message, MetricsMsg, ParamsMsg,
-                            RegisterMsg, RolloutMsg, SpecMsg, StepMsg, StopMsg)
+from comms.messages import (
+    ALLOWED_DTYPES,
+    ENV_HOST,
+    LAUNCHER,
+    LEARNER,
+    MESSAGE_TYPES,
+    ActionMsg,
+    ExperienceMsg,
+    HeartbeatMsg,
+    Message,
+    MetricsMsg,
+    ParamsMsg,
+    RegisterMsg,
+    RolloutMsg,
+    SpecMsg,
+    StepMsg,
+    StopMsg,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -176,8 +191,8 @@ def test_sizes() -> None:
     ({"seq": -1}, "must be >= 0"),
 ])
 def test_construction_validates(change: dict[str, Any], words: str) -> None:
-    good = dict(sender=ENV_HOST, obs=np.zeros(2, np.float32), avail=np.ones(3, bool), reward=0.0,
-                terminated=False, truncated=False, episode=0)
+    good = {"sender": ENV_HOST, "obs": np.zeros(2, np.float32), "avail": np.ones(3, bool), "reward": 0.0,
+                "terminated": False, "truncated": False, "episode": 0}
     with pytest.raises(MalformedMessage, match=re.escape(words)):
         StepMsg(**{**good, **change})
 

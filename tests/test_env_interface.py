@@ -146,7 +146,7 @@ def test_dead_agent_has_only_noop_zero_obs_and_cannot_act():
     for act in (1, 2, 3, 4, 5, 6):
         with pytest.raises(ValueError, match=rf"Agent 1\b.*\baction {act}\b"):
             env.step([1, act, 1])
-    r, terminated, info = env.step([1, 0, 1])  # no-op is fine
+    _r, _terminated, info = env.step([1, 0, 1])  # no-op is fine
     assert info["dead_allies"] == 1
     assert not env.get_obs_agent(1).any()
 

@@ -299,7 +299,7 @@ def test_protoss_shields_regenerate_after_160_loops_at_0125_per_loop():
     env.set_unit(0, x=13.92, y=20.0397 - 5.0)
     env.advance_loops(5)  # loops 0..4: the crawler hits at loop 4: shields 80 -> 50
     env.set_unit(2, cooldown=1e9)  # no more crawler attacks
-    sh = lambda: env.snapshot()["shield"][0]  # noqa: E731
+    sh = lambda: env.snapshot()["shield"][0]
     assert sh() == 50.0
     env.advance_loops(159)  # loops 5..163: 163 - 4 = 159 < 160 loops since the damage
     assert sh() == 50.0
@@ -759,7 +759,7 @@ def test_episode_limit(name, limit):
     for e in range(n, n + m):
         env.set_unit(e, cooldown=1e12)  # enemies never fire: nobody dies
     for t in range(1, limit + 1):
-        r, terminated, info = env.step([1] * n)
+        _r, terminated, info = env.step([1] * n)
         if t < limit:
             assert not terminated, t
             assert "episode_limit" not in info

@@ -26,7 +26,7 @@ RUN_FILES = ("config.json", "done.json", "episodes.jsonl", "agent-0.jsonl", "age
 
 
 def dwm(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "-m", "launch", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([PY, "-m", "launch", *args], capture_output=True, check=False, text=True, timeout=timeout)
 
 
 def start(*args: str) -> subprocess.Popen[str]:
@@ -145,7 +145,7 @@ def test_an_agent_that_keeps_dying_stops_the_run_with_a_message(tmp_path: Path) 
     try:
         wait_for(lambda: train_steps(run) > 0, 90, "the first training episode")
         kill_agent(run, 0)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 1

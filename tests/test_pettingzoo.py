@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("pettingzoo", reason="pettingzoo is the optional extra dwm-net[pettingzoo]")
 
-from pettingzoo.test import parallel_api_test  # noqa: E402
+from pettingzoo.test import parallel_api_test
 
-from dwm_net.envs.pettingzoo_env import SMACParallelEnv, make_parallel_env  # noqa: E402
+from dwm_net.envs.pettingzoo_env import SMACParallelEnv, make_parallel_env
 
 MAPS = ["3m", "2m_vs_1z", "2s_vs_1sc", "2s3z"]
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib", reason="matplotlib is the optional extra dwm-net[viz]")
-from PIL import Image  # noqa: E402  (pillow comes with matplotlib)
+from PIL import Image
 
-from dwm_net.envs import make_env  # noqa: E402
-from dwm_net.envs.render import draw_frame, render_episode  # noqa: E402
+from dwm_net.envs import make_env
+from dwm_net.envs.render import draw_frame, render_episode
 
 
 def random_policy(seed: int = 0):

@@ -28,7 +28,7 @@ class Agents:
             try:
                 self.results[agent_id] = register(connect, agent_id, endpoint, timeout_s=5,
                                                   ctx=ctx)
-            except Exception as e:  # reported by the test, not lost in the thread
+            except Exception as e:  # noqa: BLE001  reported by the test, not lost in the thread
                 self.results[agent_id] = e
 
         thread = threading.Thread(target=run, daemon=True)

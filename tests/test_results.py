@@ -13,8 +13,16 @@ from typer.testing import CliRunner
 
 from dwm_net.config import load_config, to_dict
 from launch.cli import app
-from launch.plots import (LEGEND_MIN_IN, _best_variants, _curves_panel, _dash, _wrapped,
-                          labels_differ_across_panels, plot_all, setting_styles)
+from launch.plots import (
+    LEGEND_MIN_IN,
+    _best_variants,
+    _curves_panel,
+    _dash,
+    _wrapped,
+    labels_differ_across_panels,
+    plot_all,
+    setting_styles,
+)
 from launch.report import report, report_json
 from launch.results import (
     METHOD_LABELS,

@@ -244,7 +244,7 @@ def test_adapter_reports_episode_limit(fake_sc2):
     env.reset()
     # Stop keeps the stalkers out of the static crawler's range: the time limit ends it.
     for t in range(env.episode_limit):
-        reward, terminated, info = env.step([1, 1])
+        _reward, terminated, info = env.step([1, 1])
         assert terminated == (t == env.episode_limit - 1)
     assert info["episode_limit"] is True and info["battle_won"] is False
 

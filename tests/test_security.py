@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 
 from comms.codec import decode, encode
 from comms.messages import ENV_HOST, ExperienceMsg
-from comms.security import (CurveSetup, KeyRing, generate_keys, public_key_path,
-                            secret_key_path, warn_if_insecure)
+from comms.security import CurveSetup, KeyRing, generate_keys, public_key_path, secret_key_path, warn_if_insecure
 from launch.keys_cli import keys_app
 
 NAMES = ["agent-0", "agent-1", "env-host"]

@@ -18,7 +18,7 @@ PY = sys.executable
 
 def sweep(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PY, "-m", "launch", "sweep", "--root", str(root), "--preset", "tiny",
-                           "--scenarios", "2s_vs_1sc", *args], capture_output=True, text=True,
+                           "--scenarios", "2s_vs_1sc", *args], capture_output=True, check=False, text=True,
                           timeout=timeout)
 
 
@@ -118,7 +118,7 @@ def test_bad_sweep_flags_are_usage_errors(tmp_path: Path) -> None:
                           (["--betas", "0.1,2"], "bad value for share.beta"),
                           (["--scenarios", ""], "--scenarios is empty")):
         r = subprocess.run([PY, "-m", "launch", "sweep", "--root", str(tmp_path), *args],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, check=False, text=True, timeout=60)
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())  # nothing started

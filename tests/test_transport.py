@@ -389,7 +389,7 @@ def test_zmq_subscriber_survives_10k_fuzzed_frame_lists(ctx: zmq.Context) -> Non
         for start in range(0, len(cases), 500):  # stay under the receive high-water mark
             for frames in cases[start : start + 500]:
                 raw.send_multipart(frames)
-            assert until(lambda: a.stats()["rejected"].get("malformed", 0) >= start + 500, 10,
+            assert until(lambda n=start + 500: a.stats()["rejected"].get("malformed", 0) >= n, 10,
                          lambda: a.poll(0.01)), f"stalled after {start} cases"
         raw.send_multipart(encode(experience(5, 42)))
         got: list[Message] = []

@@ -28,4 +28,4 @@ def make_env(name: str, seed: int | None = 0, backend: Literal["builtin", "sc2"]
     raise ValueError(f"unknown env backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
 
 
-__all__ = ["SCENARIOS", "BACKENDS", "make_env"]
+__all__ = ["BACKENDS", "SCENARIOS", "make_env"]

@@ -6,14 +6,23 @@ differences from StarCraft II are listed in docs/SIMULATOR.md.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import kernel as K
 from .maps import CENTER, MAX_DISTANCE, MapSpec, get_map
 from .units import (
-    LOOPS_PER_STEP, N_PARAMS, P_HPMAX, P_RADIUS, P_RANGE, P_SHMAX, UnitType, override, param_row,
+    LOOPS_PER_STEP,
+    N_PARAMS,
+    P_HPMAX,
+    P_RADIUS,
+    P_RANGE,
+    P_SHMAX,
+    UnitType,
+    override,
+    param_row,
 )
 
 _MOVE_DIRS = ((0.0, 1.0), (0.0, -1.0), (1.0, 0.0), (-1.0, 0.0))  # north, south, east, west
@@ -386,7 +395,7 @@ class BuiltinSMAC:
             values = actions.tolist() if isinstance(actions, np.ndarray) else list(actions)
             for a, v in enumerate(values):
                 if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-                    raise ValueError(f"Agent {a}: action {v!r} is not an integer")
+                    raise ValueError(f"Agent {a}: action {v!r} is not an integer")  # noqa: TRY004  as SMAC's assertion
             acts = acts.astype(np.int64)
         ok = (acts >= 0) & (acts < self.n_actions)
         ok[ok] = self._avail[np.nonzero(ok)[0], acts[ok]] == 1

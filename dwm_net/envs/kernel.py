@@ -22,8 +22,25 @@ import os
 import numpy as np
 
 from .units import (
-    P_ARMOR, P_ARMORED, P_BONUS, P_DHI, P_DLO, P_DMG, P_HITS, P_HPMAX, P_PERIOD, P_PROJ,
-    P_RADIUS, P_RANGE, P_REGEN, P_SCAN, P_SHDELAY, P_SHMAX, P_SHREGEN, P_SPEED, P_STATIC,
+    P_ARMOR,
+    P_ARMORED,
+    P_BONUS,
+    P_DHI,
+    P_DLO,
+    P_DMG,
+    P_HITS,
+    P_HPMAX,
+    P_PERIOD,
+    P_PROJ,
+    P_RADIUS,
+    P_RANGE,
+    P_REGEN,
+    P_SCAN,
+    P_SHDELAY,
+    P_SHMAX,
+    P_SHREGEN,
+    P_SPEED,
+    P_STATIC,
     P_WINDUP,
 )
 

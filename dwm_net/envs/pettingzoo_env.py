@@ -19,7 +19,7 @@ Conventions:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,7 +37,7 @@ NO_OP, STOP = 0, 1
 class SMACParallelEnv(ParallelEnv):
     """A PettingZoo parallel view of one SMAC-interface env (``self.env``)."""
 
-    metadata = {"name": "dwm_net_smac_v0", "render_modes": [], "is_parallelizable": True}
+    metadata: ClassVar[dict[str, Any]] = {"name": "dwm_net_smac_v0", "render_modes": [], "is_parallelizable": True}
 
     def __init__(self, env: Any, *, strict: bool = False) -> None:
         self.env = env

@@ -6,7 +6,8 @@ heuristics, unit positions from ``env.snapshot()`` (like SMAC's own heuristic, i
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 

@@ -12,8 +12,9 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -274,7 +275,7 @@ class SC2SMACEnv:
         # SMAC indexes its pathing grid [x, y]; snapshots use [y, x]
         pathable = (np.asarray(grid, dtype=bool).T if grid is not None
                     else np.ones((32, 32), dtype=bool))
-        f = lambda attr: np.array([float(getattr(u, attr)) for u in units])  # noqa: E731
+        f = lambda attr: np.array([float(getattr(u, attr)) for u in units])
         return {
             "x": np.array([u.pos.x for u in units], dtype=float),
             "y": np.array([u.pos.y for u in units], dtype=float),

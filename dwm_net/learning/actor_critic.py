@@ -281,5 +281,16 @@ class ActorCritic(nn.Module):
         self.return_scale = float(state.get("return_scale", 0.0))  # absent in older checkpoints
 
 
-__all__ = ["ActorCritic", "ENTROPY_BOUNDS", "ENTROPY_RATE", "MASKED_LOGIT", "discount_weights",
-           "importance_ratio", "lambda_returns", "log_prob", "masked_logits", "mlp", "normalised_entropy"]
+__all__ = [
+    "ENTROPY_BOUNDS",
+    "ENTROPY_RATE",
+    "MASKED_LOGIT",
+    "ActorCritic",
+    "discount_weights",
+    "importance_ratio",
+    "lambda_returns",
+    "log_prob",
+    "masked_logits",
+    "mlp",
+    "normalised_entropy",
+]

@@ -226,7 +226,7 @@ class EpisodeReplay:
                 state = {k: npz[k] for k in npz.files}
         except FileNotFoundError:
             raise
-        except Exception as exc:  # zipfile, zlib, format and pickle errors all mean "corrupt"
+        except Exception as exc:  # noqa: BLE001  zipfile, zlib, format and pickle errors all mean "corrupt"
             raise ValueError(f"corrupt replay file {path}: {' '.join(str(exc).split())}") from None
         try:
             self.load_state_dict(state)

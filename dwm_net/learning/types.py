@@ -6,8 +6,8 @@ K classes, R deterministic (GRU) size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 import numpy as np
 import torch

@@ -32,8 +32,8 @@ Time alignment (``SeqBatch``: ``obs[t]`` is seen, then ``action[t]`` taken, whic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 import numpy as np
 import torch
@@ -360,5 +360,16 @@ class WorldModelLearner:
         self.optim.load_state_dict(state["optim"])
 
 
-__all__ = ["UNIMIX", "LOSS_KEYS", "SCORE_KEYS", "Policy", "TensorBatch", "WorldModel",
-           "WorldModelLearner", "mlp", "categorical_probs", "sample_onehot", "categorical_kl"]
+__all__ = [
+    "LOSS_KEYS",
+    "SCORE_KEYS",
+    "UNIMIX",
+    "Policy",
+    "TensorBatch",
+    "WorldModel",
+    "WorldModelLearner",
+    "categorical_kl",
+    "categorical_probs",
+    "mlp",
+    "sample_onehot",
+]
