@@ -30,7 +30,7 @@ from dwm_net.config import Config
 from dwm_net.learning.actor_critic import ActorCritic
 from dwm_net.learning.replay import EpisodeReplay, ImaginationBuffer, sample_mixed
 from dwm_net.learning.rollouts import to_trajectory
-from dwm_net.learning.types import EnvSpec, SeqBatch, Trajectory
+from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
 from dwm_net.learning.world_model import TensorBatch, WorldModel, WorldModelLearner
 
 # Received rollouts kept, in own imagination batches (B*T rollouts each): enough to mix a few
@@ -96,12 +96,21 @@ class DreamerLearner:
         return self.wm_learner.update(batch)
 
     @torch.no_grad()
-    def imagine(self, rng: np.random.Generator) -> Trajectory:
-        """Rollouts (H+1, N, ...) from every posterior state of a fresh own batch."""
+    def own_starts(self, rng: np.random.Generator) -> tuple[TensorBatch, Latent]:
+        """A fresh own batch (B, T, ...) and its posterior states: where imagination starts."""
         t = self.cfg.train
         sample = self.replay.sample(t.batch_size, t.seq_len, rng, reward_priority=t.reward_priority)
         batch = TensorBatch.from_numpy(SeqBatch(**sample), self.wm.device)
         post, _, _ = self.wm.observe(batch.obs, batch.action, batch.first)
+        return batch, post
+
+    @torch.no_grad()
+    def imagine(self, rng: np.random.Generator, starts: tuple[TensorBatch, Latent] | None = None
+                ) -> Trajectory:
+        """Rollouts (H+1, N, ...) from every posterior state of ``starts`` (default: a fresh own
+        batch, `own_starts`)."""
+        t = self.cfg.train
+        _, post = starts if starts is not None else self.own_starts(rng)
         start = post.map(lambda x: x.flatten(0, 1))  # (B, T, ...) -> (N, ...)
         return self.wm.imagine(start, self.ac.policy, t.horizon, t.gamma,
                                sample_avail=t.imagine_avail == "sample")
@@ -115,8 +124,10 @@ class DreamerLearner:
 
     def train_actor_critic(self, rng: np.random.Generator, *,
                            use_received: bool) -> tuple[dict[str, float], Trajectory]:
-        """One update; returns its metrics and the *own* imagined part (what may be shared)."""
-        own = self.imagine(rng)
+        """One update; returns its metrics and the *own* imagined part (what may be shared).
+        With ``train.self_imitation``, a self-imitation step on the same own batch follows."""
+        starts = self.own_starts(rng)
+        own = self.imagine(rng, starts)
         peers = self.received(own.action.shape[1], rng) if use_received else None
         received = 0.0 if peers is None else float(peers.action.shape[1])
         # Rebinding frees the received rollouts once they are copied into the batch (a full
@@ -124,8 +135,17 @@ class DreamerLearner:
         batch = own if peers is None else own.cat(peers)
         peers = None
         metrics = self.ac.update(batch)
+        if self.cfg.train.self_imitation > 0.0:
+            metrics.update({f"sil_{k}": v for k, v in self.self_imitate(*starts).items()})
         self.ac_updates += 1
         return {**metrics, "received_rollouts": received}, own
+
+    def self_imitate(self, batch: TensorBatch, post: Latent) -> dict[str, float]:
+        """`ActorCritic.self_imitate` on real sequences and their posterior states (B, T, ...)."""
+        with torch.no_grad():
+            succ = self.wm.successor(post, batch.action, batch.first)  # (B, T, F)
+        return self.ac.self_imitate(post.feat(), succ, batch.action, batch.reward, batch.term,
+                                    batch.first, batch.avail)
 
     def train_round(self, rng: np.random.Generator, *, use_shared: bool, use_received: bool,
                     should_stop: Callable[[], bool] | None = None

@@ -325,6 +325,16 @@ class TrainConfig(_Section):
     # rewards of a win: the noise runs of docs/PERFORMANCE.md won 7-8 training episodes each
     # and learned nothing from them, a few steps among 100k. 0 = off (every preset).
     reward_priority: float = _f(0.0, "[0,1]")
+    # Weight of a self-imitation loss (Oh et al. 2018, "Self-Imitation Learning") on real
+    # experience, added after each actor-critic update: on the own replay windows imagination
+    # starts from, G_t is the real discounted return (bootstrapped with the critic where the
+    # window or the episode is cut), and where it beats the critic (A = G_t - V(s_t) > 0) the
+    # actor raises log pi(a_t | s_t) in proportion to A (scaled as PPO's advantages are) and the
+    # critic is pulled up toward G_t; where it does not, nothing. A departure from the paper
+    # (the actor learns in imagination only) for wins that imagination does not carry back to
+    # the decision: runs with 7-16 winning training episodes each learned nothing from them
+    # (docs/PERFORMANCE.md). 0 = off (every preset).
+    self_imitation: float = _f(0.0, ">=0")
     train_every: int = _f(1, ">0")  # episodes between training rounds
     prefill: int = _f(500, ">=0")  # env steps collected before the first training round
 

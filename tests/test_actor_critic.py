@@ -17,8 +17,10 @@ from dwm_net.learning.actor_critic import (
     ActorCritic,
     discount_weights,
     lambda_returns,
+    log_prob,
     masked_logits,
     normalised_entropy,
+    real_returns,
 )
 from dwm_net.learning.types import EnvSpec, Trajectory
 
@@ -216,6 +218,72 @@ def test_actor_average_acts_and_follows_each_actor_step() -> None:
     other = make_ac(5, 2, **{"train.actor_ema": 0.9})
     other.load_state_dict(torch.load(buf))
     assert all(torch.equal(a, b) for a, b in zip(other.actor_avg.parameters(), ac.actor_avg.parameters()))
+
+
+def test_real_returns_hand_computed() -> None:
+    """G_t = r_t + g (1 - term_t) G_{t+1} inside an episode; at the window's last step and
+    before a `first` (a cut, not an ending) the successor's value stands in for G_{t+1}."""
+    g = 0.5
+    reward = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    term = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    first = torch.tensor([[False, False, True, False]])
+    succ_value = torch.tensor([[100.0, 200.0, 300.0, 10.0]])
+    got = real_returns(reward, term, first, succ_value, g)
+    g3 = 4 + g * 10  # last step: bootstrapped with V(successor) = 10
+    g2 = 3 + g * g3
+    g1 = 2.0  # terminal: nothing after it (the next step starts a new episode anyway)
+    g0 = 1 + g * g1
+    assert torch.allclose(got, torch.tensor([[g0, g1, g2, g3]]))
+    # A cut without termination (time limit, or a chunk boundary) bootstraps at the cut.
+    cut = real_returns(reward, torch.zeros_like(term), first, succ_value, g)
+    assert torch.allclose(cut[0, 1], torch.tensor(2 + g * 200.0))
+
+
+def sil_batch(ac: ActorCritic, B: int = 3, T: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    A = ac.actor[-1].out_features
+    avail = random_avail(B, T, n_actions=A, g=g)
+    action = torch.multinomial(avail.flatten(0, 1).float(), 1, generator=g).view(B, T)
+    return {"feat": torch.randn(B, T, FEAT, generator=g), "succ": torch.randn(B, T, FEAT, generator=g),
+            "action": action, "reward": torch.zeros(B, T), "term": torch.zeros(B, T),
+            "first": torch.zeros(B, T, dtype=torch.bool), "avail": avail}
+
+
+def test_self_imitation_raises_the_taken_action_only_where_the_return_beat_the_critic() -> None:
+    """Where the real return exceeds V(s) the actor's log-prob of the taken action goes up and
+    the critic's value toward the return; where it does not, neither network changes (not even
+    by the momentum PPO's steps left in Adam)."""
+    changes = {"train.self_imitation": 1.0, "train.lr_actor": 1e-2, "train.lr_critic": 1e-2}
+    for seed in range(3):
+        ac = make_ac(5, seed, **changes)
+        b = sil_batch(ac, seed=seed)
+        zero_critic(ac)  # V = 0 everywhere
+        b["reward"][0, -1] = 5.0  # one rewarding step: positive advantages on row 0 only
+        logp0 = log_probs(ac, b)
+        m = ac.self_imitate(**b)
+        assert 0.0 < m["positive"] < 1.0 and m["adv_max"] > 0.0
+        assert log_probs(ac, b)[0].mean() > logp0[0].mean()
+        assert ac.value(b["feat"][0]).mean() > 0.0
+
+    ac.update(random_traj(ac, 4, 6))  # Adam now has momentum that a zero-gradient step would apply
+    zero_critic(ac)
+    before = [p.detach().clone() for p in (*ac.actor.parameters(), *ac.critic.parameters())]
+    b["reward"].fill_(-1.0)  # every return below V = 0: no advantage, no step
+    m = ac.self_imitate(**b)
+    assert m["positive"] == 0.0 and m["actor_loss"] == 0.0
+    after = [p.detach() for p in (*ac.actor.parameters(), *ac.critic.parameters())]
+    assert all(torch.equal(x, y) for x, y in zip(before, after))
+
+
+def zero_critic(ac: ActorCritic) -> None:
+    with torch.no_grad():
+        ac.critic[-1].weight.zero_()
+        ac.critic[-1].bias.zero_()
+
+
+def log_probs(ac: ActorCritic, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    with torch.no_grad():
+        return log_prob(ac.actor(b["feat"]), b["avail"], b["action"])
 
 
 def test_entropy_coefficient_decays_once_per_actor_step() -> None:

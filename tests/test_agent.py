@@ -88,6 +88,31 @@ def test_no_actor_critic_updates_before_warmup() -> None:
     assert expected_ac == [False, False, True, True]
     assert a.learner.wm_updates == 8 and a.learner.ac_updates == 2
 
+def test_self_imitation_steps_follow_each_actor_critic_update_on_the_imagination_batch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.self_imitation > 0: every actor-critic update is followed by one self-imitation step
+    on the own batch imagination started from (same windows, real actions); off, none is taken
+    and no `sil_` metric appears."""
+    cfg = replace(TINY, **{"train.prefill": 0, "train.ac_warmup": 0, "train.ac_epochs": 2,
+                           "share.method": "independent"})
+    for weight in (0.0, 0.5):
+        env, agents, _, _ = setup(replace(cfg, **{"train.self_imitation": weight}))
+        learner = agents[0].learner
+        seen, starts = [], []
+        imagine, self_imitate = learner.imagine, learner.self_imitate
+        monkeypatch.setattr(learner, "imagine", lambda rng, s: (starts.append(s[0]), imagine(rng, s))[1])
+        monkeypatch.setattr(learner, "self_imitate", lambda batch, post: (seen.append(batch), self_imitate(batch, post))[1])
+        play_episode(env, agents)
+        metrics = agents[0].train_round()
+        assert learner.ac_updates == 2
+        sil = {k for k in metrics if k.startswith("ac/sil_")}
+        if weight == 0.0:
+            assert seen == [] and sil == set()
+        else:
+            assert seen == starts and len(seen) == 2
+            assert sil == {"ac/sil_actor_loss", "ac/sil_critic_loss", "ac/sil_positive", "ac/sil_adv_max"}
+
+
 def test_a_stop_request_ends_the_round_between_whole_updates() -> None:
     """should_stop is asked before every update: True after the second ask means exactly one
     world-model update, no actor-critic update, and consistent counters."""

@@ -80,6 +80,24 @@ def lambda_returns(reward: torch.Tensor, value: torch.Tensor, discount: torch.Te
     return torch.stack(out[::-1])
 
 
+def real_returns(reward: torch.Tensor, term: torch.Tensor, first: torch.Tensor,
+                 succ_value: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(B, T) discounted returns of real sequences: G_t = r_t + gamma * (1 - term_t) * G_{t+1}
+    while the episode continues inside the window, else with V(successor of s_t) in place of
+    G_{t+1} (last step of the window, or the step before a ``first``: a cut, not an ending).
+    reward, term (B, T) float; first (B, T) bool; succ_value (B, T) the critic's value of each
+    step's successor state."""
+    cont = torch.zeros_like(first)
+    cont[:, :-1] = ~first[:, 1:]  # (B, T): step t+1 continues step t's episode
+    out = torch.empty_like(reward)
+    nxt = torch.zeros_like(reward[:, 0])
+    for t in range(reward.shape[1] - 1, -1, -1):
+        boot = torch.where(cont[:, t], nxt, succ_value[:, t])
+        nxt = reward[:, t] + gamma * (1.0 - term[:, t]) * boot
+        out[:, t] = nxt
+    return out
+
+
 def discount_weights(discount: torch.Tensor) -> torch.Tensor:
     """(H, B) loss weights w_t = prod_{k<t} d_k, w_0 = 1 (detached): the discounted probability
     that imagined state t is reached."""
@@ -216,6 +234,42 @@ class ActorCritic(nn.Module):
         lo, hi = ENTROPY_BOUNDS
         self.entropy_coef = min(hi, max(lo, self.entropy_coef * math.exp(ENTROPY_RATE * shortfall)))
 
+    def self_imitate(self, feat: torch.Tensor, succ: torch.Tensor, action: torch.Tensor,
+                     reward: torch.Tensor, term: torch.Tensor, first: torch.Tensor,
+                     avail: torch.Tensor) -> dict[str, float]:
+        """One self-imitation step for the actor and one for the critic on real sequences
+        (``train.self_imitation``, the loss weight): feat (B, T, F) the posterior states,
+        succ (B, T, F) their successors (`WorldModel.successor`), action (B, T) int64, reward
+        and term (B, T) float, first (B, T) bool, avail (B, T, A) bool.
+
+        Actor: -w * mean(log pi(a_t | s_t) * max(G_t - V(s_t), 0) / max(1, return_scale));
+        critic: w * mean(0.5 * max(G_t - V(s_t), 0)^2), with G_t from `real_returns`.
+        The steps use the PPO optimisers, so a small self-imitation gradient makes a small step
+        beside PPO's (a separate Adam would scale it up to a full step); with no positive
+        advantage in the batch no step is taken (Adam's momentum would move the nets anyway).
+        """
+        w = self.cfg.self_imitation
+        with torch.no_grad():
+            returns = real_returns(reward, term, first, self.value(succ), self.cfg.gamma)
+            adv = (returns - self.value(feat)).clamp(min=0.0)  # (B, T)
+            scale = max(1.0, self.return_scale) if self.cfg.adv_norm == "range" else 1.0
+        metrics = {"positive": (adv > 0).float().mean().item(), "adv_max": adv.max().item()}
+        if metrics["positive"] == 0.0:
+            return {"actor_loss": 0.0, "critic_loss": 0.0, **metrics}
+        logp = log_prob(self.actor(feat), avail, action)  # (B, T)
+        actor_loss = -w * (logp * adv / scale).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip_policy)
+        self.actor_opt.step()
+        self._average_actor()
+        critic_loss = w * 0.5 * (returns - self.value(feat)).clamp(min=0.0).square().mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.grad_clip_policy)
+        self.critic_opt.step()
+        return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(), **metrics}
+
     @torch.no_grad()
     def _average_actor(self) -> None:
         """avg <- d * avg + (1 - d) * actor, d = ``train.actor_ema`` (after each actor step)."""
@@ -293,4 +347,5 @@ __all__ = [
     "masked_logits",
     "mlp",
     "normalised_entropy",
+    "real_returns",
 ]
