@@ -95,22 +95,25 @@ def test_self_imitation_steps_follow_each_actor_critic_update_on_the_imagination
     and no `sil_` metric appears."""
     cfg = replace(TINY, **{"train.prefill": 0, "train.ac_warmup": 0, "train.ac_epochs": 2,
                            "share.method": "independent"})
-    for weight in (0.0, 0.5):
+
+    def round_with(weight: float) -> tuple[list, list, set[str]]:
         env, agents, _, _ = setup(replace(cfg, **{"train.self_imitation": weight}))
         learner = agents[0].learner
         seen, starts = [], []
         imagine, self_imitate = learner.imagine, learner.self_imitate
         monkeypatch.setattr(learner, "imagine", lambda rng, s: (starts.append(s[0]), imagine(rng, s))[1])
-        monkeypatch.setattr(learner, "self_imitate", lambda batch, post: (seen.append(batch), self_imitate(batch, post))[1])
+        monkeypatch.setattr(learner, "self_imitate",
+                            lambda batch, post: (seen.append(batch), self_imitate(batch, post))[1])
         play_episode(env, agents)
         metrics = agents[0].train_round()
         assert learner.ac_updates == 2
-        sil = {k for k in metrics if k.startswith("ac/sil_")}
-        if weight == 0.0:
-            assert seen == [] and sil == set()
-        else:
-            assert seen == starts and len(seen) == 2
-            assert sil == {"ac/sil_actor_loss", "ac/sil_critic_loss", "ac/sil_positive", "ac/sil_adv_max"}
+        return seen, starts, {k for k in metrics if k.startswith("ac/sil_")}
+
+    seen, _, sil = round_with(0.0)
+    assert seen == [] and sil == set()
+    seen, starts, sil = round_with(0.5)
+    assert seen == starts and len(seen) == 2
+    assert sil == {"ac/sil_actor_loss", "ac/sil_critic_loss", "ac/sil_positive", "ac/sil_adv_max"}
 
 
 def test_a_stop_request_ends_the_round_between_whole_updates() -> None:
