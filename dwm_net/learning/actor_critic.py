@@ -251,24 +251,26 @@ class ActorCritic(nn.Module):
         w = self.cfg.self_imitation
         with torch.no_grad():
             returns = real_returns(reward, term, first, self.value(succ), self.cfg.gamma)
-            adv = (returns - self.value(feat)).clamp(min=0.0)  # (B, T)
             scale = max(1.0, self.return_scale) if self.cfg.adv_norm == "range" else 1.0
+        value = self.value(feat)  # (B, T), with grad for the critic's step
+        adv = (returns - value).clamp(min=0.0)  # (B, T)
         metrics = {"positive": (adv > 0).float().mean().item(), "adv_max": adv.max().item()}
         if metrics["positive"] == 0.0:
             return {"actor_loss": 0.0, "critic_loss": 0.0, **metrics}
         logp = log_prob(self.actor(feat), avail, action)  # (B, T)
-        actor_loss = -w * (logp * adv / scale).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_clip_policy)
-        self.actor_opt.step()
+        actor_loss = -w * (logp * adv.detach() / scale).mean()
+        self._descend(actor_loss, self.actor, self.actor_opt)
         self._average_actor()
-        critic_loss = w * 0.5 * (returns - self.value(feat)).clamp(min=0.0).square().mean()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.grad_clip_policy)
-        self.critic_opt.step()
+        critic_loss = w * 0.5 * adv.square().mean()  # the actor's step leaves the critic as it was
+        self._descend(critic_loss, self.critic, self.critic_opt)
         return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(), **metrics}
+
+    def _descend(self, loss: torch.Tensor, net: nn.Module, opt: torch.optim.Optimizer) -> None:
+        """One gradient step of ``net`` on ``loss``, its global norm clipped (grad_clip_policy)."""
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip_policy)
+        opt.step()
 
     @torch.no_grad()
     def _average_actor(self) -> None:
@@ -300,18 +302,12 @@ class ActorCritic(nn.Module):
             logp = torch.log_softmax(logits, -1)
             entropy = -(logp.exp() * logp).sum(-1)  # (H, B)
             actor_loss = -(weight * (surrogate + self.entropy_coef * entropy)).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip_policy)
-            self.actor_opt.step()
+            self._descend(actor_loss, self.actor, self.actor_opt)
             self._average_actor()
             self._adapt_entropy(entropy.detach(), traj.avail)
 
             critic_loss = (weight * (self.value(feat[:-1]) - returns) ** 2).mean()
-            self.critic_opt.zero_grad(set_to_none=True)
-            critic_loss.backward()
-            nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip_policy)
-            self.critic_opt.step()
+            self._descend(critic_loss, self.critic, self.critic_opt)
 
             sums["actor_loss"] += actor_loss.item()
             sums["critic_loss"] += critic_loss.item()
