@@ -66,7 +66,8 @@ def _color(method: str) -> str:
     return f"C{i}"
 
 
-# Eight line styles and markers: a figure with more settings of one method than that reuses them.
+# Eight line styles and eight markers: past eight settings a figure's lines repeat a dash but pair
+# it with another marker (see _marker), so up to 64 settings stay distinguishable.
 _DASHES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 4)),
                             (0, (6, 2, 1, 2, 1, 2)))
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -98,7 +99,18 @@ def _dash(v: Variant, styles: Styles, shift: int = 0) -> Any:
 
 
 def _marker(v: Variant, styles: Styles) -> str:
-    return _MARKERS[styles.get((v[2], v[3]), 0) % len(_MARKERS)]
+    """The setting's marker: the i-th setting's is shifted by i // 8, so (dash, marker) pairs differ
+    where dashes repeat."""
+    i = styles.get((v[2], v[3]), 0)
+    return _MARKERS[(i + i // len(_DASHES)) % len(_MARKERS)]
+
+
+def _curve_marks(v: Variant, styles: Styles, n_points: int) -> dict[str, Any]:
+    """Markers for a curve of `n_points`: dots where points are few; a setting whose dash repeats an
+    earlier one's (more than eight settings) always carries its marker, on about eight points."""
+    if styles.get((v[2], v[3]), 0) >= len(_DASHES):
+        return {"marker": _marker(v, styles), "markevery": max(1, n_points // 8)}
+    return {"marker": "o" if n_points < 12 else None}
 
 
 # --- aggregation over seeds ---------------------------------------------------------------------
@@ -257,7 +269,7 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
             continue
         drew = True
         n = len([s for s in runs if s.get("eval")])
-        ax.plot(x, mean, color=_color(v[0]), ls=_dash(v, styles), marker="o" if x.size < 12 else None, ms=3,
+        ax.plot(x, mean, color=_color(v[0]), ls=_dash(v, styles), ms=3, **_curve_marks(v, styles, x.size),
                 label=f"{label(v)} (n={n})")
         if lo is not None:
             ax.fill_between(x, np.clip(lo, *bounds), np.clip(hi, *bounds), color=_color(v[0]), alpha=0.15, lw=0)

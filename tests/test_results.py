@@ -18,6 +18,7 @@ from launch.plots import (
     _best_variants,
     _curves_panel,
     _dash,
+    _marker,
     _wrapped,
     labels_differ_across_panels,
     plot_all,
@@ -283,6 +284,11 @@ def test_presets_are_never_averaged_together(tmp_path: Path, summaries: list[dic
     # fig4's reference lines (non-sharing methods) start dashed and stay distinct per setting.
     refs = [_dash(v, styles, shift=1) for v in variants]
     assert refs[1] == "--" and len(set(refs)) == 4
+    # Past eight settings dashes repeat, but each setting's (dash, marker) pair stays its own.
+    many = [("experience", 0.01, None, f"cpu+train.horizon={h}") for h in range(20)]
+    many_styles = setting_styles(many)
+    pairs = {(str(_dash(v, many_styles)), _marker(v, many_styles)) for v in many}
+    assert len({str(_dash(v, many_styles)) for v in many}) == 8 and len(pairs) == 20
     result = plot_all(cpu + paper, tmp_path / "figs")
     assert any(p.name == "fig1_winrate.png" for p in result.written)
 
