@@ -146,7 +146,7 @@ def check_preset(preset: str) -> None:
 def train_bench(
     preset: str = typer.Option("cpu", help="config preset whose sizes are measured"),
     scenario: str = typer.Option("2s_vs_1sc", help="scenario that fills the replay and sets obs/actions"),
-    seconds: float = typer.Option(10.0, min=0.1, help="total timed seconds, split over the 3 parts"),
+    seconds: float = typer.Option(10.0, min=0.1, help="total timed seconds, split over the 4 parts"),
     seed: int = typer.Option(0),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -171,6 +171,8 @@ def train_bench(
     ac_name = f"actor-critic update (horizon {s['horizon']}, {s['ppo_epochs']} PPO epochs)"
     for name, rate, unit in ((wm_name, result["wm_updates_per_s"], "updates/s"),
                              (ac_name, result["ac_updates_per_s"], "updates/s"),
+                             (f"self-imitation step ({result['sil_stepped_fraction']:.0%} stepped)",
+                              result["sil_steps_per_s"], "steps/s"),
                              ("acting step (batch 1)", result["act_steps_per_s"], "steps/s")):
         table.add_row(name, f"{rate:,.1f} {unit}", f"{1e3 / rate:,.2f} ms")
     table.add_row("imagined states", f"{result['imagined_states_per_s']:,.0f} states/s", "")

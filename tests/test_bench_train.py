@@ -19,11 +19,13 @@ def test_bench_train_json_has_positive_rates_and_the_issue_keys():
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["bench"] == "train" and report["preset"] == "tiny"
-    for key in ("wm_updates_per_s", "ac_updates_per_s", "imagined_states_per_s", "act_steps_per_s",
-                "train_round_s", "peak_rss_mib"):
+    for key in ("wm_updates_per_s", "ac_updates_per_s", "imagined_states_per_s", "sil_steps_per_s",
+                "act_steps_per_s", "train_round_s", "peak_rss_mib"):
         assert report[key] > 0, key
     imagined = report["ac_updates_per_s"] * 4 * 8 * 4  # batch x seq_len x horizon starts x steps
     assert report["imagined_states_per_s"] == pytest.approx(imagined)
+    assert 0.0 <= report["sil_stepped_fraction"] <= 1.0
+    assert set(report["timing"]) == {"wm", "ac", "sil", "act"}
     assert set(report["params"]) == {"world_model", "actor", "critic"}
     assert all(n > 0 for n in report["params"].values())
     sizes = report["sizes"]

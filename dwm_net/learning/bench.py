@@ -7,6 +7,7 @@ step). Peak RSS is the whole process's, so it includes the replay buffer and the
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import resource
 import time
@@ -68,8 +69,9 @@ def _fill_replay(replay: EpisodeReplay, scenario: str, min_steps: int, seed: int
 
 def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
                 seed: int = 0) -> dict:
-    """World-model updates/s, actor-critic updates/s (and imagined states/s) and acting steps/s
-    for ``preset``'s sizes on ``scenario``, each timed for about ``seconds / 3``.
+    """World-model updates/s, actor-critic updates/s (and imagined states/s), self-imitation
+    steps/s and acting steps/s for ``preset``'s sizes on ``scenario``, each timed for about
+    ``seconds / 4``.
 
     Raises :class:`~dwm_net.config.ConfigError` for an unknown preset.
     """
@@ -84,12 +86,14 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
                        n_agents=info["n_agents"], episode_limit=info["episode_limit"])
         wm = WorldModel(spec, m)
         learner = WorldModelLearner(wm, tr)
-        ac = ActorCritic(spec, wm.feat_size, m, tr)
+        # The self-imitation weight only scales that step's loss: timed at the preset's weight, or
+        # at 1 where the preset has it off, so its cost is known before one turns it on.
+        ac = ActorCritic(spec, wm.feat_size, m, dataclasses.replace(tr, self_imitation=tr.self_imitation or 1.0))
         replay = EpisodeReplay(tr.capacity, spec.obs_dim, spec.n_actions)
         # Enough distinct steps that batch x seq_len windows are not all the same few.
         episodes = _fill_replay(replay, scenario, max(tr.batch_size * tr.seq_len, tr.prefill), seed)
         rng = np.random.default_rng(seed)
-        per_phase = seconds / 3
+        per_phase = seconds / 4
 
         def sample() -> SeqBatch:
             return SeqBatch(**replay.sample(tr.batch_size, tr.seq_len, rng))
@@ -104,6 +108,19 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
                 post, _, _ = wm.observe(tb.obs, tb.action, tb.first)
             start = post.map(lambda x: x.flatten(0, 1))  # (B*T, ...)
             ac.update(wm.imagine(start, ac.policy, tr.horizon, tr.gamma))
+
+        sil_positive: list[float] = []
+
+        def sil_step() -> None:
+            # As `DreamerLearner.self_imitate` does after an update: real sequences, their
+            # posterior states and successors. A step is skipped where no return beats the critic;
+            # the fraction that did is reported with the rate.
+            with torch.no_grad():
+                tb = TensorBatch.from_numpy(sample())
+                post, _, _ = wm.observe(tb.obs, tb.action, tb.first)
+                succ = wm.successor(post, tb.action, tb.first)  # (B, T, F)
+            out = ac.self_imitate(post.feat(), succ, tb.action, tb.reward, tb.term, tb.first, tb.avail)
+            sil_positive.append(out["positive"])
 
         # Acting replays stored observations in order, converting from numpy each step as the
         # agent does with what the env hands it.
@@ -122,6 +139,7 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
 
         wm_t = _timed(wm_step, per_phase)
         ac_t = _timed(ac_step, per_phase)
+        sil_t = _timed(sil_step, per_phase)
         act_t = _timed(act_step, per_phase)
         used_threads = torch.get_num_threads()
     finally:
@@ -136,6 +154,9 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
         "wm_updates_per_s": wm_t["per_s"],
         "ac_updates_per_s": ac_t["per_s"],
         "imagined_states_per_s": ac_t["per_s"] * states_per_update,
+        "sil_steps_per_s": sil_t["per_s"],
+        # Steps with some positive advantage (the rest skip the backward passes: a faster rate).
+        "sil_stepped_fraction": float(np.mean([p > 0 for p in sil_positive])),
         "act_steps_per_s": act_t["per_s"],
         # One training round is wm_epochs world-model steps plus ac_epochs actor-critic updates.
         "train_round_s": tr.wm_epochs / wm_t["per_s"] + tr.ac_epochs / ac_t["per_s"],
@@ -149,7 +170,7 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
                   "wm_epochs": tr.wm_epochs, "ac_epochs": tr.ac_epochs},
         "env": {"obs_dim": spec.obs_dim, "n_actions": spec.n_actions},
         "replay": {"transitions": len(replay), "episodes": episodes},
-        "timing": {"wm": wm_t, "ac": ac_t, "act": act_t},
+        "timing": {"wm": wm_t, "ac": ac_t, "sil": sil_t, "act": act_t},
         "torch_threads": used_threads,
         "torch": torch.__version__,
         "machine": machine_info(),
