@@ -155,11 +155,14 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
         "ac_updates_per_s": ac_t["per_s"],
         "imagined_states_per_s": ac_t["per_s"] * states_per_update,
         "sil_steps_per_s": sil_t["per_s"],
-        # Steps with some positive advantage (the rest skip the backward passes: a faster rate).
-        "sil_stepped_fraction": float(np.mean([p > 0 for p in sil_positive])),
+        # Timed steps (not the warm-up call) with some positive advantage; the rest skip the
+        # backward passes, so a lower fraction is a faster rate.
+        "sil_stepped_fraction": float(np.mean([p > 0 for p in sil_positive[1:]])),
         "act_steps_per_s": act_t["per_s"],
-        # One training round is wm_epochs world-model steps plus ac_epochs actor-critic updates.
-        "train_round_s": tr.wm_epochs / wm_t["per_s"] + tr.ac_epochs / ac_t["per_s"],
+        # One training round is wm_epochs world-model steps plus ac_epochs actor-critic updates,
+        # each followed by a self-imitation step where the preset turns it on.
+        "train_round_s": tr.wm_epochs / wm_t["per_s"] + tr.ac_epochs / ac_t["per_s"]
+        + (tr.ac_epochs / sil_t["per_s"] if tr.self_imitation else 0.0),
         "peak_rss_mib": peak_rss_mib(),
         "params": {"world_model": sum(p.numel() for p in wm.parameters()),
                    "actor": sum(p.numel() for p in ac.actor.parameters()),
