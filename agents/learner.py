@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from dwm_net.config import Config
-from dwm_net.learning.actor_critic import ActorCritic
+from dwm_net.learning.actor_critic import ActorCritic, self_imitate_real
 from dwm_net.learning.replay import EpisodeReplay, ImaginationBuffer, sample_mixed
 from dwm_net.learning.rollouts import to_trajectory
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
@@ -142,10 +142,7 @@ class DreamerLearner:
 
     def self_imitate(self, batch: TensorBatch, post: Latent) -> dict[str, float]:
         """`ActorCritic.self_imitate` on real sequences and their posterior states (B, T, ...)."""
-        with torch.no_grad():
-            succ = self.wm.successor(post, batch.action, batch.first)  # (B, T, F)
-        return self.ac.self_imitate(post.feat(), succ, batch.action, batch.reward, batch.term,
-                                    batch.first, batch.avail)
+        return self_imitate_real(self.ac, self.wm, batch, post)
 
     def train_round(self, rng: np.random.Generator, *, use_shared: bool, use_received: bool,
                     should_stop: Callable[[], bool] | None = None

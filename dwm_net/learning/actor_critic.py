@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,7 +35,10 @@ from torch import nn
 
 from dwm_net.config import ModelConfig, TrainConfig
 from dwm_net.learning.sampling import sample_index
-from dwm_net.learning.types import EnvSpec, Trajectory
+from dwm_net.learning.types import EnvSpec, Latent, Trajectory
+
+if TYPE_CHECKING:  # the world model is an argument here, not a dependency
+    from dwm_net.learning.world_model import TensorBatch, WorldModel
 
 # Finite rather than -inf so that p * log p stays 0 (not NaN) for masked actions.
 MASKED_LOGIT = -1e9
@@ -331,6 +334,14 @@ class ActorCritic(nn.Module):
         self.return_scale = float(state.get("return_scale", 0.0))  # absent in older checkpoints
 
 
+def self_imitate_real(ac: ActorCritic, wm: WorldModel, batch: TensorBatch, post: Latent) -> dict[str, float]:
+    """`ActorCritic.self_imitate` on real sequences ``batch`` (B, T, ...) and their posterior
+    states ``post``: the successors come from the world model, without gradient."""
+    with torch.no_grad():
+        succ = wm.successor(post, batch.action, batch.first)  # (B, T, F)
+    return ac.self_imitate(post.feat(), succ, batch.action, batch.reward, batch.term, batch.first, batch.avail)
+
+
 __all__ = [
     "ENTROPY_BOUNDS",
     "ENTROPY_RATE",
@@ -344,4 +355,5 @@ __all__ = [
     "mlp",
     "normalised_entropy",
     "real_returns",
+    "self_imitate_real",
 ]

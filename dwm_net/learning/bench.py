@@ -20,9 +20,9 @@ from dwm_net.config import load_config
 from dwm_net.envs import make_env
 from dwm_net.envs.bench import machine_info
 from dwm_net.envs.policies import random_actions
-from dwm_net.learning.actor_critic import ActorCritic
+from dwm_net.learning.actor_critic import ActorCritic, self_imitate_real
 from dwm_net.learning.replay import EpisodeReplay
-from dwm_net.learning.types import EnvSpec, SeqBatch
+from dwm_net.learning.types import EnvSpec, Latent, SeqBatch
 from dwm_net.learning.world_model import TensorBatch, WorldModel, WorldModelLearner
 
 
@@ -101,26 +101,24 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
         def wm_step() -> None:
             learner.update(sample())
 
+        @torch.no_grad()
+        def starts() -> tuple[TensorBatch, Latent]:
+            # As a training round does: a fresh batch and its posterior states (B, T, ...).
+            tb = TensorBatch.from_numpy(sample())
+            post, _, _ = wm.observe(tb.obs, tb.action, tb.first)
+            return tb, post
+
         def ac_step() -> None:
-            # As a training round does: posterior states of a fresh batch start the imagination.
-            with torch.no_grad():
-                tb = TensorBatch.from_numpy(sample())
-                post, _, _ = wm.observe(tb.obs, tb.action, tb.first)
+            _, post = starts()
             start = post.map(lambda x: x.flatten(0, 1))  # (B*T, ...)
             ac.update(wm.imagine(start, ac.policy, tr.horizon, tr.gamma))
 
         sil_positive: list[float] = []
 
         def sil_step() -> None:
-            # As `DreamerLearner.self_imitate` does after an update: real sequences, their
-            # posterior states and successors. A step is skipped where no return beats the critic;
-            # the fraction that did is reported with the rate.
-            with torch.no_grad():
-                tb = TensorBatch.from_numpy(sample())
-                post, _, _ = wm.observe(tb.obs, tb.action, tb.first)
-                succ = wm.successor(post, tb.action, tb.first)  # (B, T, F)
-            out = ac.self_imitate(post.feat(), succ, tb.action, tb.reward, tb.term, tb.first, tb.avail)
-            sil_positive.append(out["positive"])
+            # As a training round does after an update. A step is skipped where no return beats
+            # the critic; the fraction that did is reported with the rate.
+            sil_positive.append(self_imitate_real(ac, wm, *starts())["positive"])
 
         # Acting replays stored observations in order, converting from numpy each step as the
         # agent does with what the env hands it.
