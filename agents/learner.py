@@ -74,8 +74,8 @@ class DreamerLearner:
             self.wm = WorldModel(spec, m)
             self.ac = ActorCritic(spec, self.wm.feat_size, m, t)
         self.wm_learner = WorldModelLearner(self.wm, t)
-        self.replay = EpisodeReplay(t.capacity, spec.obs_dim, spec.n_actions)
-        self.shared = EpisodeReplay(t.capacity, spec.obs_dim, spec.n_actions)
+        self.replay = EpisodeReplay(t.capacity, spec.obs_dim, spec.n_actions, gamma=t.gamma)
+        self.shared = EpisodeReplay(t.capacity, spec.obs_dim, spec.n_actions, gamma=t.gamma)
         self.imagined = ImaginationBuffer(IMAGINATION_BATCHES * t.batch_size * t.seq_len, t.horizon,
                                           m.deter, m.n_categoricals, m.n_classes, spec.n_actions)
         self.wm_updates = 0
@@ -91,7 +91,7 @@ class DreamerLearner:
         stored = len(self.replay) + len(self.shared)
         fraction = len(self.shared) / stored if use_shared else 0.0
         batch = sample_mixed(self.replay, self.shared, t.batch_size, t.seq_len, rng, fraction,
-                             reward_priority=t.reward_priority)
+                             reward_priority=t.reward_priority, priority_lead=t.priority_lead)
         self.wm_updates += 1
         return self.wm_learner.update(batch)
 
@@ -99,7 +99,8 @@ class DreamerLearner:
     def own_starts(self, rng: np.random.Generator) -> tuple[TensorBatch, Latent]:
         """A fresh own batch (B, T, ...) and its posterior states: where imagination starts."""
         t = self.cfg.train
-        sample = self.replay.sample(t.batch_size, t.seq_len, rng, reward_priority=t.reward_priority)
+        sample = self.replay.sample(t.batch_size, t.seq_len, rng, reward_priority=t.reward_priority,
+                                    priority_lead=t.priority_lead)
         batch = TensorBatch.from_numpy(SeqBatch(**sample), self.wm.device)
         post, _, _ = self.wm.observe(batch.obs, batch.action, batch.first)
         return batch, post

@@ -325,10 +325,17 @@ class TrainConfig(_Section):
     # rewards of a win: the noise runs of docs/PERFORMANCE.md won 7-8 training episodes each
     # and learned nothing from them, a few steps among 100k. 0 = off (every preset).
     reward_priority: float = _f(0.0, "[0,1]")
+    # How many steps before that transition a prioritised window may lie (its start is uniform
+    # over the seq_len + lead positions that end at most `lead` steps before it). 0: the window
+    # holds it (as before). On 2s_vs_1sc the decisive retreat comes 20-25 steps before the win,
+    # so with lead 0 and 20-step windows no prioritised window ever shows the two together.
+    priority_lead: int = _f(0, ">=0")
     # Weight of a self-imitation loss (Oh et al. 2018, "Self-Imitation Learning") on real
     # experience, added after each actor-critic update: on the own replay windows imagination
-    # starts from, G_t is the real discounted return (bootstrapped with the critic where the
-    # window or the episode is cut), and where it beats the critic (A = G_t - V(s_t) > 0) the
+    # starts from, G_t is the episode's real discounted return-to-go where the episode ended in
+    # replay (else the window's, bootstrapped with the critic where the window or episode is
+    # cut; before 2026-11-27 evening always the window's, which stops a win's credit at the
+    # window's start), and where it beats the critic (A = G_t - V(s_t) > 0) the
     # actor raises log pi(a_t | s_t) in proportion to A (scaled as PPO's advantages are) and the
     # critic is pulled up toward G_t; where it does not, nothing. A departure from the paper
     # (the actor learns in imagination only) for wins that imagination does not carry back to

@@ -275,6 +275,24 @@ def test_self_imitation_raises_the_taken_action_only_where_the_return_beat_the_c
     assert all(torch.equal(x, y) for x, y in zip(before, after))
 
 
+def test_self_imitation_takes_the_episode_return_where_replay_knows_it() -> None:
+    """With `ret` (the episode's return-to-go) a step whose window holds no reward still
+    imitates when its episode's return beats the critic; NaN entries fall back to the window."""
+    changes = {"train.self_imitation": 1.0, "train.lr_actor": 1e-2, "train.lr_critic": 1e-2}
+    ac = make_ac(5, 0, **changes)
+    b = sil_batch(ac)
+    zero_critic(ac)
+    b["succ"].zero_()  # the window's bootstrap V(successor) = 0 too: no reward in sight
+    assert ac.self_imitate(**b)["positive"] == 0.0  # the window alone: nothing to imitate
+    ret = torch.full((3, 5), float("nan"))
+    ret[1] = 8.0  # row 1's episode was won after the window
+    logp0 = log_probs(ac, b)
+    m = ac.self_imitate(**b, ret=ret)
+    assert m["positive"] == pytest.approx(1 / 3) and m["adv_max"] == pytest.approx(8.0)
+    assert log_probs(ac, b)[1].mean() > logp0[1].mean()
+    assert ac.value(b["feat"][1]).mean() > 0.0  # pulled up from V = 0 toward the return
+
+
 def zero_critic(ac: ActorCritic) -> None:
     with torch.no_grad():
         ac.critic[-1].weight.zero_()

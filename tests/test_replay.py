@@ -284,6 +284,68 @@ def test_reward_priority_follows_writes_and_evictions():
     assert not rewarded(gone, 420).any() and not rewarded(gone, 137).any()
 
 
+def test_priority_lead_puts_windows_up_to_lead_steps_before_the_reward():
+    buf = EpisodeReplay(300, D, A)
+    for step in range(300):  # one rewarded step, far from both ends of the buffer
+        buf.add(_obs(step, 0), 0, 5.0 if step == 150 else 0.0, False, _avail(step), step == 0)
+    n, seq, lead = 600, 10, 15
+    b = buf.sample(n, seq, np.random.default_rng(6), reward_priority=1.0, priority_lead=lead)
+    gap = 150 - b["obs"][:, -1, 0]  # steps from each window's end to the reward (< 0: it holds it)
+    assert gap.min() == -(seq - 1) and gap.max() == lead  # every placement happens, none beyond
+    assert ((gap > 0).mean() - lead / (seq + lead)) ** 2 < 0.05**2  # uniform over the positions
+    with pytest.raises(ValueError, match="priority_lead"):
+        buf.sample(4, seq, np.random.default_rng(0), reward_priority=1.0, priority_lead=-1)
+
+
+def test_returns_to_go_of_terminated_episodes_only():
+    """`ret` is the discounted return to the termination of its own segment, NaN where the
+    segment has not ended in one (time limit, open episode, chunk cut mid-episode)."""
+    g = 0.5
+    buf = EpisodeReplay(30, D, A, gamma=g)
+    for t in range(4):  # terminated: rewards 1, 2, 3, 4
+        buf.add(_obs(t, 0), 0, float(t + 1), t == 3, _avail(t), t == 0)
+    for t in range(3):  # cut by the time limit: never terminates
+        buf.add(_obs(4 + t, 1), 0, 1.0, False, _avail(t), t == 0)
+    chunk = _chunk(7, 2, 5)
+    chunk["term"][2] = True  # a peer's chunk: an episode ends inside it, the next one is cut
+    chunk["first"][3] = True
+    buf.add_chunk(**chunk)
+    for t in range(2):  # an open own episode
+        buf.add(_obs(12 + t, 3), 0, 1.0, False, _avail(t), t == 0)
+    state = buf.state_dict()
+    want = [4 * g**3 + 3 * g**2 + 2 * g + 1, 4 * g**2 + 3 * g + 2, 4 * g + 3, 4.0]
+    np.testing.assert_allclose(state["ret"][:4], want)
+    assert np.isnan(state["ret"][4:7]).all()
+    r = chunk["reward"]
+    np.testing.assert_allclose(state["ret"][7:10], [r[0] + g * r[1] + g * g * r[2], r[1] + g * r[2], r[2]])
+    assert np.isnan(state["ret"][10:]).all()
+    assert np.isnan(EpisodeReplay(30, D, A).state_dict()["ret"]).all()  # no gamma: never known
+    # Sampled alongside the transitions; an episode that ends after eviction began is still
+    # filled for what is stored.
+    batch = buf.sample(8, 3, np.random.default_rng(0))
+    assert batch["ret"].shape == (8, 3) and batch["ret"].dtype == np.float32
+    small = EpisodeReplay(5, D, A, gamma=g)
+    for t in range(8):
+        small.add(_obs(t, 0), 0, 1.0, t == 7, _avail(t), t == 0)
+    np.testing.assert_allclose(small.state_dict()["ret"], [sum(g**k for k in range(n)) for n in (5, 4, 3, 2, 1)])
+
+
+def test_format_1_replay_loads_and_gets_its_returns(tmp_path: Path):
+    buf = EpisodeReplay(40, D, A, gamma=0.5)
+    _fill_own(buf, [6, 5])
+    state = buf.state_dict()
+    old = {k: v for k, v in state.items() if k != "ret"}
+    old["format"] = 1
+    path = tmp_path / "old.npz"
+    np.savez(path, **{k: np.asarray(v) for k, v in old.items()})
+    loaded = EpisodeReplay(40, D, A, gamma=0.5)
+    loaded.load(path)
+    np.testing.assert_allclose(loaded.state_dict()["ret"], state["ret"])
+    blind = EpisodeReplay(40, D, A)
+    blind.load(path)
+    assert np.isnan(blind.state_dict()["ret"]).all()
+
+
 def test_sample_mixed_prioritises_own_windows_only():
     own, shared = _sparse_reward_buffer(), EpisodeReplay(500, D, A)
     for k in range(10):

@@ -43,7 +43,8 @@ def random_batch(b: int, t: int, spec: EnvSpec, seed: int = 0, own: np.ndarray |
 
 
 def subset(batch: SeqBatch, rows: np.ndarray) -> SeqBatch:
-    return SeqBatch(**{k: getattr(batch, k)[rows] for k in batch.__dataclass_fields__})
+    return SeqBatch(**{k: None if getattr(batch, k) is None else getattr(batch, k)[rows]
+                       for k in batch.__dataclass_fields__})
 
 
 def make_model(spec: EnvSpec, seed: int = 0, **model_changes: object) -> WorldModel:

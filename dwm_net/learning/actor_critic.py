@@ -239,14 +239,17 @@ class ActorCritic(nn.Module):
 
     def self_imitate(self, feat: torch.Tensor, succ: torch.Tensor, action: torch.Tensor,
                      reward: torch.Tensor, term: torch.Tensor, first: torch.Tensor,
-                     avail: torch.Tensor) -> dict[str, float]:
+                     avail: torch.Tensor, ret: torch.Tensor | None = None) -> dict[str, float]:
         """One self-imitation step for the actor and one for the critic on real sequences
         (``train.self_imitation``, the loss weight): feat (B, T, F) the posterior states,
         succ (B, T, F) their successors (`WorldModel.successor`), action (B, T) int64, reward
-        and term (B, T) float, first (B, T) bool, avail (B, T, A) bool.
+        and term (B, T) float, first (B, T) bool, avail (B, T, A) bool, ret (B, T) float the
+        episode's discounted return-to-go where known, NaN elsewhere (`SeqBatch.ret`).
 
         Actor: -w * mean(log pi(a_t | s_t) * max(G_t - V(s_t), 0) / max(1, return_scale));
-        critic: w * mean(0.5 * max(G_t - V(s_t), 0)^2), with G_t from `real_returns`.
+        critic: w * mean(0.5 * max(G_t - V(s_t), 0)^2). G_t is the episode's return-to-go where
+        ``ret`` knows it (Oh et al.'s Monte Carlo return: a win reaches every step of its
+        episode, not only those of a window that holds it), else `real_returns` of the window.
         The steps use the PPO optimisers, so a small self-imitation gradient makes a small step
         beside PPO's (a separate Adam would scale it up to a full step); with no positive
         advantage in the batch no step is taken (Adam's momentum would move the nets anyway).
@@ -254,6 +257,8 @@ class ActorCritic(nn.Module):
         w = self.cfg.self_imitation
         with torch.no_grad():
             returns = real_returns(reward, term, first, self.value(succ), self.cfg.gamma)
+            if ret is not None:
+                returns = torch.where(torch.isnan(ret), returns, ret)
             scale = max(1.0, self.return_scale) if self.cfg.adv_norm == "range" else 1.0
         value = self.value(feat)  # (B, T), with grad for the critic's step
         adv = (returns - value).clamp(min=0.0)  # (B, T)
@@ -339,7 +344,8 @@ def self_imitate_real(ac: ActorCritic, wm: WorldModel, batch: TensorBatch, post:
     states ``post``: the successors come from the world model, without gradient."""
     with torch.no_grad():
         succ = wm.successor(post, batch.action, batch.first)  # (B, T, F)
-    return ac.self_imitate(post.feat(), succ, batch.action, batch.reward, batch.term, batch.first, batch.avail)
+    return ac.self_imitate(post.feat(), succ, batch.action, batch.reward, batch.term, batch.first,
+                           batch.avail, batch.ret)
 
 
 __all__ = [

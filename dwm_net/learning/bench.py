@@ -89,7 +89,7 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
         # The self-imitation weight only scales that step's loss: timed at the preset's weight, or
         # at 1 where the preset has it off, so its cost is known before one turns it on.
         ac = ActorCritic(spec, wm.feat_size, m, dataclasses.replace(tr, self_imitation=tr.self_imitation or 1.0))
-        replay = EpisodeReplay(tr.capacity, spec.obs_dim, spec.n_actions)
+        replay = EpisodeReplay(tr.capacity, spec.obs_dim, spec.n_actions, gamma=tr.gamma)
         # Enough distinct steps that batch x seq_len windows are not all the same few.
         episodes = _fill_replay(replay, scenario, max(tr.batch_size * tr.seq_len, tr.prefill), seed)
         rng = np.random.default_rng(seed)

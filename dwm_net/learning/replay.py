@@ -11,6 +11,12 @@ Stored `first` means "reset point": an episode start (the caller's `first`), the
 every received chunk (its state before the chunk is unknown), and the first own step after a
 chunk (the own episode it continues was interrupted in storage).
 
+Returns-to-go: with a ``gamma``, a buffer also keeps `ret[t]`, the discounted return from step t to
+the end of its segment, r_t + gamma r_{t+1} + ..., filled in when the segment ends in a
+termination (`term`); NaN where that has not happened in storage (an episode cut by the time
+limit, a chunk that stops mid-episode, an episode still being written). Self-imitation uses it:
+a window's own rewards cannot carry a win back to a decision made before the window starts.
+
 Shape notes: N capacity, T time, D obs size, A actions, B batch, H horizon, R deterministic
 size, C categoricals.
 """
@@ -28,7 +34,7 @@ import numpy as np
 # exact and a full paper buffer on 2s3z still fits in ~85 MB, so float16 is opt-in.
 FLOAT16_MAX_ABS_ERROR = 2.0**-12
 _OBS_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
-_FORMAT = 1  # version of the saved-file layout
+_FORMAT = 2  # version of the saved-file layout; 2 added `ret` (format 1 loads with NaN there)
 
 
 def _action_dtype(n_actions: int) -> np.dtype:
@@ -47,16 +53,19 @@ def _pack(avail: np.ndarray) -> np.ndarray:
 class EpisodeReplay:
     """A ring buffer of `capacity` transitions; the oldest are evicted when full."""
 
-    _ARRAYS = ("obs", "action", "reward", "term", "avail", "first", "episode")
+    _ARRAYS = ("obs", "action", "reward", "term", "avail", "first", "episode", "ret")
 
     def __init__(self, capacity: int, obs_dim: int, n_actions: int, *,
-                 obs_dtype: type | np.dtype = np.float32) -> None:
+                 obs_dtype: type | np.dtype = np.float32, gamma: float | None = None) -> None:
         if capacity <= 0 or obs_dim <= 0 or n_actions <= 0:
             raise ValueError(f"capacity, obs_dim and n_actions must be > 0, got "
                              f"{capacity}, {obs_dim}, {n_actions}")
         if np.dtype(obs_dtype) not in _OBS_DTYPES:
             raise ValueError(f"obs_dtype must be float32 or float16, got {np.dtype(obs_dtype)}")
+        if gamma is not None and not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         self.capacity, self.obs_dim, self.n_actions = capacity, obs_dim, n_actions
+        self.gamma = gamma
         self.obs = np.zeros((capacity, obs_dim), np.dtype(obs_dtype))  # (N, D)
         self.action = np.zeros(capacity, _action_dtype(n_actions))  # (N,)
         self.reward = np.zeros(capacity, np.float32)  # (N,)
@@ -64,6 +73,7 @@ class EpisodeReplay:
         self.avail = np.zeros((capacity, (n_actions + 7) // 8), np.uint8)  # (N, ceil(A/8)) bits
         self.first = np.zeros(capacity, bool)  # (N,) reset points, see the module docstring
         self.episode = np.zeros(capacity, np.int64)  # (N,) segment id, +1 at every reset point
+        self.ret = np.full(capacity, np.nan, np.float32)  # (N,) return-to-go, see the module docstring
         self._next = 0  # physical index the next transition goes to
         self._size = 0
         self._episodes = 0  # ids handed out so far
@@ -100,10 +110,27 @@ class EpisodeReplay:
         self.avail[idx] = _pack(avail)
         self.first[idx] = first
         self.episode[idx] = self._episodes - 1 + np.cumsum(first)
+        self.ret[idx] = np.nan
         self._episodes += int(first.sum())
         self._next = (self._next + t) % self.capacity
         self._size = min(self._size + t, self.capacity)
         self._reward_cdf = None
+        if self.gamma is not None:
+            for end in np.flatnonzero(term):
+                self._fill_returns(int(idx[end]))
+
+    def _fill_returns(self, end: int) -> None:
+        """`ret` of the segment ending in a termination at physical index ``end``, walking back
+        to its first stored step (O(episode length), once per episode)."""
+        g, seg = 0.0, self.episode[end]
+        for k in range(self._size):
+            i = (end - k) % self.capacity
+            if self.episode[i] != seg:
+                break
+            g = float(self.reward[i]) + self.gamma * g
+            self.ret[i] = g
+            if self.first[i]:
+                break
 
     def add(self, obs: np.ndarray, action: int, reward: float, term: bool, avail: np.ndarray,
             first: bool) -> None:
@@ -126,13 +153,16 @@ class EpisodeReplay:
         self._after_chunk = True
 
     def _indices(self, batch_size: int, seq_len: int, rng: np.random.Generator,
-                 reward_priority: float = 0.0) -> np.ndarray:
+                 reward_priority: float = 0.0, priority_lead: int = 0) -> np.ndarray:
         """(B, T) physical indices of windows that do not wrap newest -> oldest.
 
         All uniformly drawn when ``reward_priority`` is 0 (the same draws as always). Otherwise
-        the last ``round(B * reward_priority)`` windows each hold, at a uniform position, one
-        transition drawn with probability proportional to its reward squared (uniform windows
-        when every stored reward is 0). Squared, not |r|: on 2s_vs_1sc the per-hit rewards
+        the last ``round(B * reward_priority)`` windows each start at a uniform one of the
+        ``seq_len + priority_lead`` positions that put them at most ``priority_lead`` steps
+        before a transition drawn with probability proportional to its reward squared (uniform
+        windows when every stored reward is 0): with lead 0 the window holds that transition at
+        a uniform position, with a lead some windows cover only the steps leading up to it.
+        Squared, not |r|: on 2s_vs_1sc the per-hit rewards
         (~0.25) add up to most of a lost episode's return, and only the square lets a rare win
         step (~8.9) stand out from them (one win ~ 11 lost episodes' worth, against 0.8 by |r|)."""
         if self._size < seq_len:
@@ -140,6 +170,8 @@ class EpisodeReplay:
                              f"stored transitions")
         if not 0.0 <= reward_priority <= 1.0:
             raise ValueError(f"reward_priority must be in [0, 1], got {reward_priority}")
+        if priority_lead < 0:
+            raise ValueError(f"priority_lead must be >= 0, got {priority_lead}")
         oldest = (self._next - self._size) % self.capacity
         last_start = self._size - seq_len  # logical positions: 0 = oldest stored transition
         n_prio = round(batch_size * reward_priority)
@@ -152,22 +184,25 @@ class EpisodeReplay:
             if cdf[-1] > 0.0:
                 # as rng.choice(size, p=weight / total) draws: inverse CDF of uniform samples
                 key = np.searchsorted(cdf, rng.random(n_prio) * cdf[-1], side="right")
-                prio = np.clip(key - rng.integers(0, seq_len, size=n_prio), 0, last_start)
+                prio = np.clip(key - rng.integers(0, seq_len + priority_lead, size=n_prio), 0, last_start)
             else:
                 prio = rng.integers(0, last_start + 1, size=n_prio)
             starts = np.concatenate([starts, prio])
         return (oldest + starts[:, None] + np.arange(seq_len)) % self.capacity
 
     def sample(self, batch_size: int, seq_len: int, rng: np.random.Generator, *,
-               own: bool = True, reward_priority: float = 0.0) -> dict[str, np.ndarray]:
+               own: bool = True, reward_priority: float = 0.0,
+               priority_lead: int = 0) -> dict[str, np.ndarray]:
         """`SeqBatch(**d)`-compatible arrays: obs (B, T, D) float32, action (B, T) int64,
-        reward/term (B, T) float32, avail (B, T, A) bool, first (B, T) bool, own (B,) = `own`.
-        ``reward_priority``: the fraction of windows drawn around large rewards (`_indices`)."""
-        idx = self._indices(batch_size, seq_len, rng, reward_priority)
+        reward/term (B, T) float32, avail (B, T, A) bool, first (B, T) bool, own (B,) = `own`,
+        ret (B, T) float32 (NaN where unknown). ``reward_priority`` / ``priority_lead``: the
+        fraction of windows drawn around large rewards, and how far before them (`_indices`)."""
+        idx = self._indices(batch_size, seq_len, rng, reward_priority, priority_lead)
         avail = np.unpackbits(self.avail[idx], axis=-1, count=self.n_actions).astype(bool)
         return {"obs": self.obs[idx].astype(np.float32), "action": self.action[idx].astype(np.int64),
                 "reward": self.reward[idx], "term": self.term[idx].astype(np.float32),
-                "avail": avail, "first": self.first[idx], "own": np.full(batch_size, own)}
+                "avail": avail, "first": self.first[idx], "own": np.full(batch_size, own),
+                "ret": self.ret[idx]}
 
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """The stored transitions oldest first, plus the sizes and counters to restore them."""
@@ -180,11 +215,13 @@ class EpisodeReplay:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; a missing key or a mismatched size/dtype raises ValueError."""
+        if "format" in state and int(state["format"]) == 1 and "ret" not in state:
+            state = {**state, "ret": np.full(len(np.asarray(state.get("first", []))), np.nan, np.float32)}
         missing = [k for k in (*self._ARRAYS, "format", "capacity", "obs_dim", "n_actions",
                                "episodes", "after_chunk") if k not in state]
         if missing:
             raise ValueError(f"replay state is missing {', '.join(missing)}")
-        if int(state["format"]) != _FORMAT:
+        if int(state["format"]) not in (1, _FORMAT):
             raise ValueError(f"replay state has format {int(state['format'])}, expected {_FORMAT}")
         for key in ("capacity", "obs_dim", "n_actions"):
             if int(state[key]) != getattr(self, key):
@@ -203,6 +240,10 @@ class EpisodeReplay:
         self._size, self._next = size, size % self.capacity
         self._episodes, self._after_chunk = int(state["episodes"]), bool(state["after_chunk"])
         self._reward_cdf = None
+        if self.gamma is not None:  # this buffer's gamma, whatever the file was written with
+            self.ret[:size] = np.nan
+            for end in np.flatnonzero(self.term[:size]):
+                self._fill_returns(int(end))
 
     def save(self, path: str | Path) -> None:
         """Write atomically: `<path>.tmp`, fsync, then `os.replace` (a crash leaves the old file)."""
@@ -235,10 +276,11 @@ class EpisodeReplay:
 
 
 def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq_len: int,
-                 rng: np.random.Generator, shared_fraction: float, reward_priority: float = 0.0) -> Any:
+                 rng: np.random.Generator, shared_fraction: float, reward_priority: float = 0.0,
+                 priority_lead: int = 0) -> Any:
     """A `SeqBatch` of `round(batch_size * shared_fraction)` sequences from `shared` (own=False,
     placed last) when it holds at least `seq_len` transitions, the rest from `own` (own=True;
-    ``reward_priority`` applies to these, see `EpisodeReplay.sample`).
+    ``reward_priority`` and ``priority_lead`` apply to these, see `EpisodeReplay.sample`).
 
     Returns `dwm_net.learning.types.SeqBatch`; it is imported here, not at module level, because
     that module imports torch and this one must stay importable without it.
@@ -248,7 +290,7 @@ def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq
     if not 0.0 <= shared_fraction <= 1.0:
         raise ValueError(f"shared_fraction must be in [0, 1], got {shared_fraction}")
     n_shared = round(batch_size * shared_fraction) if len(shared) >= seq_len else 0
-    parts = [buf.sample(n, seq_len, rng, own=flag, reward_priority=prio)
+    parts = [buf.sample(n, seq_len, rng, own=flag, reward_priority=prio, priority_lead=priority_lead)
              for buf, n, flag, prio in ((own, batch_size - n_shared, True, reward_priority),
                                         (shared, n_shared, False, 0.0)) if n]
     return SeqBatch(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})

@@ -29,7 +29,7 @@ class SeqBatch:
     `reward[t]` and `term[t]` (1.0 if the episode terminated by that step, not by the limit);
     `avail[t]` is the availability that came with `obs[t]`; `first[t]` marks an episode start
     (the RSSM state resets there); `own[b]` is False for sequences a peer shared (Algorithm 1:
-    decoders never train on them)."""
+    decoders never train on them); `ret` is used by self-imitation only."""
 
     obs: np.ndarray  # (B, T, D) float32
     action: np.ndarray  # (B, T) int64
@@ -38,6 +38,9 @@ class SeqBatch:
     avail: np.ndarray  # (B, T, A) bool
     first: np.ndarray  # (B, T) bool
     own: np.ndarray  # (B,) bool
+    # (B, T) float32 discounted return-to-go of each step where its episode's end is stored,
+    # NaN elsewhere (`EpisodeReplay` with a gamma); None when the batch did not come from one.
+    ret: np.ndarray | None = None
 
 
 @dataclass

@@ -64,12 +64,15 @@ class TensorBatch:
     avail: torch.Tensor  # (B, T, A) bool
     first: torch.Tensor  # (B, T) bool
     own: torch.Tensor  # (B,) bool
+    ret: torch.Tensor | None = None  # (B, T) float32, NaN where unknown (`SeqBatch.ret`)
 
     @classmethod
     def from_numpy(cls, batch: SeqBatch, device: torch.device | str = "cpu") -> TensorBatch:
         dtypes = {"obs": torch.float32, "action": torch.int64, "reward": torch.float32,
-                  "term": torch.float32, "avail": torch.bool, "first": torch.bool, "own": torch.bool}
-        return cls(**{f.name: torch.as_tensor(getattr(batch, f.name), dtype=dtypes[f.name], device=device)
+                  "term": torch.float32, "avail": torch.bool, "first": torch.bool, "own": torch.bool,
+                  "ret": torch.float32}
+        return cls(**{f.name: None if getattr(batch, f.name) is None else
+                      torch.as_tensor(getattr(batch, f.name), dtype=dtypes[f.name], device=device)
                       for f in fields(cls)})
 
 
