@@ -114,6 +114,20 @@ def test_self_imitation_steps_follow_each_actor_critic_update_on_the_imagination
     seen, starts, sil = round_with(0.5)
     assert seen == starts and len(seen) == 2
     assert sil == {"ac/sil_actor_loss", "ac/sil_critic_loss", "ac/sil_positive", "ac/sil_adv_max"}
+    # The batches carry the episodes' returns-to-go (the learner's replay knows its gamma).
+    assert all(b.ret is not None and b.ret.shape == b.reward.shape for b in seen)
+
+
+def test_own_replay_knows_the_return_of_a_terminated_episode() -> None:
+    cfg = replace(TINY, **{"share.method": "independent"})
+    env, agents, _, _ = setup(cfg)
+    play_episode(env, agents)
+    replay = agents[0].learner.replay.state_dict()
+    assert replay["term"][-1], "this seeded episode ends in a termination (not the time limit)"
+    g, expected = cfg.train.gamma, []
+    for r in replay["reward"][::-1]:
+        expected.insert(0, r + g * (expected[0] if expected else 0.0))
+    np.testing.assert_allclose(replay["ret"], expected, rtol=1e-5)
 
 
 def test_a_stop_request_ends_the_round_between_whole_updates() -> None:
