@@ -211,6 +211,13 @@ def memory_bench(
     Console().print(table)
 
 
+def _confirmed(c: dict | None) -> str:
+    """The confirm evaluation as a table cell: '0.62 of 50' or 'error: ...' or '-'."""
+    if c is None:
+        return "-"
+    return f"error: {c['error']}" if "error" in c else f"{c['win_rate']:.2f} of {c['episodes']}"
+
+
 @bench_app.command("learn")
 def learn_bench(
     scenario: str = typer.Option("2s_vs_1sc", help="scenario"),
@@ -223,6 +230,8 @@ def learn_bench(
     preset: str = typer.Option("cpu", help="config preset"),
     eval_every: int = typer.Option(2000, min=1, help="env steps between evaluations"),
     eval_episodes: int = typer.Option(10, min=1, help="episodes per evaluation"),
+    confirm: int = typer.Option(50, min=0, help="episodes of `dwm-net eval` on a seed's final agents once it "
+                                "reached the target (0: skip)"),
     sets: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
     root: Path = typer.Option(Path("runs/bench-learn"), help="where the runs are written"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -247,7 +256,7 @@ def learn_bench(
         run_dir = root / f"{stamp}-{scenario}-{method}-b{beta:g}-s{seed}"
         results.append(run_seed(seed, run_dir=run_dir, launch_args=launch_args, target=target,
                                 max_minutes=max_minutes, episodes_per_eval=eval_episodes,
-                                n_agents=n_agents_of(scenario)))
+                                n_agents=n_agents_of(scenario), confirm_episodes=confirm))
     report = {"bench": "learn", "machine": machine_info(), "scenario": scenario, "method": method,
               "beta": beta, "preset": preset, "set": list(sets), "target": target,
               "max_minutes": max_minutes, **summarize(results), "runs": results}
@@ -256,8 +265,8 @@ def learn_bench(
         return
     table = Table(title=f"time to eval win rate >= {target:g}: {scenario} {method} b={beta:g} "
                         f"preset {preset}{''.join(' ' + x for x in sets)} ({report['machine']['cpu']})")
-    for col in ("seed", "reached", "wall to target", "env steps", "final win rate", "act s", "train s",
-                "comms s", "env s"):
+    for col in ("seed", "reached", "wall to target", "env steps", "final win rate", "confirmed", "act s",
+                "train s", "comms s", "env s"):
         table.add_column(col, justify="right")
     for r in results:
         a = r["timers"]["agents"][0] if r["timers"]["agents"] else {}
@@ -265,6 +274,7 @@ def learn_bench(
                       f"{r['wall_s_to_target']:.0f} s" if r["reached"] else f">{r['elapsed_s']:.0f} s",
                       str(r.get("env_steps_to_target", r.get("final_env_steps", "-"))),
                       f"{r.get('final_win_rate', 1.0 if r['reached'] else 0.0):.2f}",
+                      _confirmed(r.get("confirm")),
                       f"{a.get('act', 0):.0f}", f"{a.get('train', 0):.0f}",
                       f"{a.get('comms', 0) + a.get('share', 0):.0f}",
                       f"{r['timers']['env_host'].get('env', 0):.0f}")

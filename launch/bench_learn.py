@@ -5,11 +5,13 @@ its run directory: the clock starts when the launch command starts, and a seed i
 evaluation (all its `run.eval_episodes` episodes logged) reaches the target, or when the time
 limit passes. Then the launch is stopped (SIGINT, as a user would) and where the time went is
 read from the processes' own timers: agents (acting, training, sharing, comms, waiting for the
-env host), the env host (env stepping, waiting for the agents).
+env host), the env host (env stepping, waiting for the agents). A seed that reached the target can then have
+its final agents evaluated on more episodes (`confirm`), after its clock has stopped.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -52,8 +54,27 @@ def timers(run_dir: Path, n_agents: int) -> dict[str, Any]:
     return {"agents": agents, "env_host": read_host_state(run_dir).get("timers", {})}
 
 
+def confirm(run_dir: Path, episodes: int, *, python: str = sys.executable,
+            timeout_s: float = 600.0) -> dict[str, Any]:
+    """`dwm-net eval` of the run's final agents over ``episodes`` greedy episodes on the eval
+    command's own env seeds: whether a reached target holds beyond the in-run evaluation's one
+    snapshot of 10 episodes. Never raises: a failure is reported as {"error": ...}."""
+    argv = [python, "-m", "launch", "eval", str(run_dir), "--episodes", str(episodes), "--json"]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"dwm-net eval ran past {timeout_s:.0f} s"}
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"dwm-net eval exited {r.returncode}: {tail}"}
+    result = json.loads(lines[-1])
+    return {k: result[k] for k in ("episodes", "env_steps", "win_rate", "win_rate_ci95", "mean_return")}
+
+
 def run_seed(seed: int, *, run_dir: Path, launch_args: list[str], target: float, max_minutes: float,
-             episodes_per_eval: int, n_agents: int, python: str = sys.executable) -> dict[str, Any]:
+             episodes_per_eval: int, n_agents: int, confirm_episodes: int = 0,
+             python: str = sys.executable) -> dict[str, Any]:
     argv = [python, "-m", "launch", "launch", "--seed", str(seed), "--steps", "100000000",
             "--run-dir", str(run_dir), "--no-live", *launch_args]
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +111,8 @@ def run_seed(seed: int, *, run_dir: Path, launch_args: list[str], target: float,
     if reached is not None:
         out["wall_s_to_target"] = reached["time"] - wall0
         out["env_steps_to_target"] = reached["env_steps"]
+        if confirm_episodes > 0:
+            out["confirm"] = confirm(run_dir, confirm_episodes, python=python)
     elif history:
         out["final_win_rate"] = history[-1]["win_rate"]
         out["final_env_steps"] = history[-1]["env_steps"]
@@ -116,4 +139,4 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
             "median_env_steps_to_target": None if med_steps in (None, float("inf")) else med_steps}
 
 
-__all__ = ["evals", "median", "run_seed", "summarize", "timers"]
+__all__ = ["confirm", "evals", "median", "run_seed", "summarize", "timers"]

@@ -45,7 +45,7 @@ def test_median_needs_more_than_half_the_seeds() -> None:
 @pytest.mark.timeout(120)
 def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "launch", "bench", "learn", "--preset", "tiny", "--target", "0",
-                        "--max-minutes", "1", "--seeds", "1", "--first-seed", "2", "--eval-every", "100", "--eval-episodes", "2",
+                        "--max-minutes", "1", "--seeds", "1", "--first-seed", "2", "--eval-every", "100", "--eval-episodes", "2", "--confirm", "3",
                         "--set", "train.explore_eps=0.1", "--root", str(tmp_path), "--json"],
                        capture_output=True, check=False, text=True, timeout=110)
     assert r.returncode == 0, r.stderr
@@ -53,6 +53,8 @@ def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     run = report["runs"][0]
     assert report["reached"] == 1 and run["env_steps_to_target"] == 0  # the eval before training
     assert 0 < run["wall_s_to_target"] <= run["elapsed_s"]
+    # Reached, so the final agents were evaluated again, on 3 more episodes.
+    assert run["confirm"]["episodes"] == 3 and 0.0 <= run["confirm"]["win_rate"] <= 1.0
     assert {"act", "wait"} <= set(run["timers"]["agents"][0]) and "env" in run["timers"]["env_host"]
     assert not processes_of(tmp_path)
     # The overrides are in the report and reach the run.
