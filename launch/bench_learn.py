@@ -68,8 +68,11 @@ def confirm(run_dir: Path, episodes: int, *, python: str = sys.executable,
     if r.returncode != 0 or not lines:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"dwm-net eval exited {r.returncode}: {tail}"}
-    result = json.loads(lines[-1])
-    return {k: result[k] for k in ("episodes", "env_steps", "win_rate", "win_rate_ci95", "mean_return")}
+    try:
+        result = json.loads(lines[-1])
+        return {k: result[k] for k in ("episodes", "env_steps", "win_rate", "win_rate_ci95", "mean_return")}
+    except (ValueError, KeyError, TypeError) as exc:
+        return {"error": f"dwm-net eval printed no result ({type(exc).__name__}: {exc})"}
 
 
 def run_seed(seed: int, *, run_dir: Path, launch_args: list[str], target: float, max_minutes: float,
