@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.bench_learn import evals, summarize
+from launch.bench_learn import confirm, evals, summarize
 from test_launch import processes_of
 
 
@@ -40,6 +40,11 @@ def test_median_needs_more_than_half_the_seeds() -> None:
     assert (s["reached"], s["median_wall_s_to_target"], s["median_env_steps_to_target"]) == (2, 300.0, 9000)
     s = summarize(runs[1:])
     assert s["median_wall_s_to_target"] is None  # (300 + inf) / 2: not reached
+
+
+def test_confirm_reports_a_failed_eval_instead_of_raising(tmp_path: Path) -> None:
+    got = confirm(tmp_path / "no-such-run", 3)
+    assert set(got) == {"error"} and "exited 2" in got["error"]
 
 
 @pytest.mark.timeout(120)
