@@ -50,7 +50,7 @@ def write(tmp_path: Path, text: str, name: str = "run.toml") -> Path:
 
 
 def test_preset_names_and_descriptions():
-    assert preset_names() == ["paper", "mamba", "cpu", "tiny"]
+    assert preset_names() == ["paper", "mamba", "cpu", "explore", "tiny"]
     for spec in PRESETS.values():
         assert spec.description and "\n" not in spec.description
 
@@ -67,6 +67,14 @@ def test_every_preset_loads_and_validates(name):
 def test_default_preset_is_cpu_and_equals_dataclass_defaults():
     assert load_config() == load_config("cpu") == Config()
     assert C.DEFAULT_PRESET == "cpu"
+
+
+def test_explore_preset_is_cpu_plus_the_measured_options():
+    """`explore` is `cpu` with exactly the overrides of the bench in docs/PERFORMANCE.md."""
+    bench = ["train.explore_eps=0.1", "train.explore_repeat=0.5", "train.reward_priority=0.5",
+             "train.horizon=25", "train.explore_episodes=0.5", "train.plain_policy=greedy",
+             "train.self_imitation=3.0", "train.priority_lead=20"]
+    assert load_config("explore") == dataclasses.replace(load_config("cpu", overrides=bench), preset="explore")
 
 
 def test_paper_preset_has_section_5_values():
@@ -192,7 +200,7 @@ def test_override_of_each_type(override, attr, expected):
         ({"overrides": ["=3"]}, ["key.path=value"]),
         ({"overrides": ["preset=paper"]}, ["preset", "--preset"]),
         ({"overrides": ["train.capacity=10"]}, ["train.capacity", "train.seq_len = 20"]),
-        ({"preset": "fast"}, ["unknown preset 'fast' (choose from: paper, mamba, cpu, tiny)"]),
+        ({"preset": "fast"}, ["unknown preset 'fast' (choose from: paper, mamba, cpu, explore, tiny)"]),
     ],
 )
 def test_errors_are_one_line_and_name_key_and_choices(kwargs, needles):
