@@ -34,7 +34,7 @@ import numpy as np
 # exact and a full paper buffer on 2s3z still fits in ~85 MB, so float16 is opt-in.
 FLOAT16_MAX_ABS_ERROR = 2.0**-12
 _OBS_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
-_FORMAT = 2  # version of the saved-file layout; 2 added `ret` (format 1 loads with NaN there)
+_FORMAT = 2  # version of the saved-file layout; 2 added `ret`, which loading recomputes (format 1 loads)
 
 
 def _action_dtype(n_actions: int) -> np.dtype:
@@ -53,7 +53,7 @@ def _pack(avail: np.ndarray) -> np.ndarray:
 class EpisodeReplay:
     """A ring buffer of `capacity` transitions; the oldest are evicted when full."""
 
-    _ARRAYS = ("obs", "action", "reward", "term", "avail", "first", "episode", "ret")
+    _ARRAYS = ("obs", "action", "reward", "term", "avail", "first", "episode")  # what a load restores
 
     def __init__(self, capacity: int, obs_dim: int, n_actions: int, *,
                  obs_dtype: type | np.dtype = np.float32, gamma: float | None = None) -> None:
@@ -87,7 +87,7 @@ class EpisodeReplay:
 
     @property
     def nbytes(self) -> int:
-        return sum(getattr(self, name).nbytes for name in self._ARRAYS)
+        return sum(getattr(self, name).nbytes for name in self._ARRAYS) + self.ret.nbytes
 
     def _write(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, term: np.ndarray,
                avail: np.ndarray, first: np.ndarray) -> None:
@@ -115,11 +115,15 @@ class EpisodeReplay:
         self._next = (self._next + t) % self.capacity
         self._size = min(self._size + t, self.capacity)
         self._reward_cdf = None
-        if self.gamma is not None:
-            for end in np.flatnonzero(term):
-                self._fill_returns(int(idx[end]))
+        self._fill_returns(idx[np.asarray(term, bool)])
 
-    def _fill_returns(self, end: int) -> None:
+    def _fill_returns(self, ends: np.ndarray) -> None:
+        """`ret` of the segments that end in a termination at physical indices ``ends``."""
+        if self.gamma is not None:
+            for end in ends:
+                self._fill_segment(int(end))
+
+    def _fill_segment(self, end: int) -> None:
         """`ret` of the segment ending in a termination at physical index ``end``, walking back
         to its first stored step (O(episode length), once per episode)."""
         g, seg = 0.0, self.episode[end]
@@ -207,7 +211,8 @@ class EpisodeReplay:
     def state_dict(self) -> dict[str, np.ndarray | int]:
         """The stored transitions oldest first, plus the sizes and counters to restore them."""
         order = (self._next - self._size + np.arange(self._size)) % self.capacity
-        state: dict[str, np.ndarray | int] = {name: getattr(self, name)[order] for name in self._ARRAYS}
+        # `ret` is derived (rewards, terminations, gamma): written for inspection, recomputed on load.
+        state: dict[str, np.ndarray | int] = {name: getattr(self, name)[order] for name in (*self._ARRAYS, "ret")}
         state.update(format=_FORMAT, capacity=self.capacity, obs_dim=self.obs_dim,
                      n_actions=self.n_actions, episodes=self._episodes,
                      after_chunk=int(self._after_chunk))
@@ -215,8 +220,6 @@ class EpisodeReplay:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; a missing key or a mismatched size/dtype raises ValueError."""
-        if "format" in state and int(state["format"]) == 1 and "ret" not in state:
-            state = {**state, "ret": np.full(len(np.asarray(state.get("first", []))), np.nan, np.float32)}
         missing = [k for k in (*self._ARRAYS, "format", "capacity", "obs_dim", "n_actions",
                                "episodes", "after_chunk") if k not in state]
         if missing:
@@ -240,10 +243,8 @@ class EpisodeReplay:
         self._size, self._next = size, size % self.capacity
         self._episodes, self._after_chunk = int(state["episodes"]), bool(state["after_chunk"])
         self._reward_cdf = None
-        if self.gamma is not None:  # this buffer's gamma, whatever the file was written with
-            self.ret[:size] = np.nan
-            for end in np.flatnonzero(self.term[:size]):
-                self._fill_returns(int(end))
+        self.ret[:] = np.nan  # recomputed with this buffer's gamma, whatever the file holds
+        self._fill_returns(np.flatnonzero(self.term[:size]))
 
     def save(self, path: str | Path) -> None:
         """Write atomically: `<path>.tmp`, fsync, then `os.replace` (a crash leaves the old file)."""
