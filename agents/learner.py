@@ -91,7 +91,8 @@ class DreamerLearner:
         stored = len(self.replay) + len(self.shared)
         fraction = len(self.shared) / stored if use_shared else 0.0
         batch = sample_mixed(self.replay, self.shared, t.batch_size, t.seq_len, rng, fraction,
-                             reward_priority=t.reward_priority, priority_lead=t.priority_lead)
+                             reward_priority=t.reward_priority, priority_lead=t.priority_lead,
+                             priority_power=t.priority_power)
         self.wm_updates += 1
         return self.wm_learner.update(batch)
 
@@ -100,7 +101,7 @@ class DreamerLearner:
         """A fresh own batch (B, T, ...) and its posterior states: where imagination starts."""
         t = self.cfg.train
         sample = self.replay.sample(t.batch_size, t.seq_len, rng, reward_priority=t.reward_priority,
-                                    priority_lead=t.priority_lead)
+                                    priority_lead=t.priority_lead, priority_power=t.priority_power)
         batch = TensorBatch.from_numpy(SeqBatch(**sample), self.wm.device)
         post, _, _ = self.wm.observe(batch.obs, batch.action, batch.first)
         return batch, post

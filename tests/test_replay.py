@@ -297,6 +297,26 @@ def test_priority_lead_puts_windows_up_to_lead_steps_before_the_reward():
         buf.sample(4, seq, np.random.default_rng(0), reward_priority=1.0, priority_lead=-1)
 
 
+def test_priority_power_weighs_draws_by_reward_to_that_power():
+    buf = EpisodeReplay(400, D, A)
+    for step in range(400):  # two rewarded steps far apart: 1.0 at 100, 2.0 at 300
+        reward = {100: 1.0, 300: -2.0}.get(step, 0.0)  # |r|: a penalty counts as much as a reward
+        buf.add(_obs(step, 0), 0, reward, False, _avail(step), step == 0)
+    n, seq = 4000, 10
+
+    def share_300(power: float) -> float:  # fraction of windows around step 300
+        b = buf.sample(n, seq, np.random.default_rng(7), reward_priority=1.0, priority_power=power)
+        return float((b["obs"][..., 0] == 300).any(1).mean())
+
+    for power, want in ((2.0, 4 / 5), (4.0, 16 / 17), (1.0, 2 / 3)):  # 2^p / (1 + 2^p)
+        assert abs(share_300(power) - want) < 0.03, power
+    # The default is the square, and the cached weights follow a change of power between draws.
+    default = buf.sample(n, seq, np.random.default_rng(7), reward_priority=1.0)
+    assert abs(float((default["obs"][..., 0] == 300).any(1).mean()) - 0.8) < 0.03
+    with pytest.raises(ValueError, match="priority_power"):
+        buf.sample(4, seq, np.random.default_rng(0), reward_priority=1.0, priority_power=0.0)
+
+
 def test_returns_to_go_of_terminated_episodes_only():
     """`ret` is the discounted return to the termination of its own segment, NaN where the
     segment has not ended in one (time limit, open episode, chunk cut mid-episode)."""

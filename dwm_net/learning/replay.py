@@ -78,9 +78,9 @@ class EpisodeReplay:
         self._size = 0
         self._episodes = 0  # ids handed out so far
         self._after_chunk = True  # the next own step cannot continue what is stored before it
-        # Cumulative squared rewards in logical order for `reward_priority` draws, built on the
+        # Cumulative |reward|^power in logical order for `reward_priority` draws, built on the
         # first draw after a write: a round's several batches share one O(N) pass.
-        self._reward_cdf: np.ndarray | None = None
+        self._reward_cdf: tuple[float, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self._size
@@ -157,18 +157,21 @@ class EpisodeReplay:
         self._after_chunk = True
 
     def _indices(self, batch_size: int, seq_len: int, rng: np.random.Generator,
-                 reward_priority: float = 0.0, priority_lead: int = 0) -> np.ndarray:
+                 reward_priority: float = 0.0, priority_lead: int = 0,
+                 priority_power: float = 2.0) -> np.ndarray:
         """(B, T) physical indices of windows that do not wrap newest -> oldest.
 
         All uniformly drawn when ``reward_priority`` is 0 (the same draws as always). Otherwise
         the last ``round(B * reward_priority)`` windows each start at a uniform one of the
         ``seq_len + priority_lead`` positions that put them at most ``priority_lead`` steps
-        before a transition drawn with probability proportional to its reward squared (uniform
-        windows when every stored reward is 0): with lead 0 the window holds that transition at
-        a uniform position, with a lead some windows cover only the steps leading up to it.
-        Squared, not |r|: on 2s_vs_1sc the per-hit rewards
-        (~0.25) add up to most of a lost episode's return, and only the square lets a rare win
-        step (~8.9) stand out from them (one win ~ 11 lost episodes' worth, against 0.8 by |r|)."""
+        before a transition drawn with probability proportional to |reward|^``priority_power``
+        (uniform windows when every stored reward is 0): with lead 0 the window holds that
+        transition at a uniform position, with a lead some windows cover only the steps leading
+        up to it. Squared (the default), not |r|: on 2s_vs_1sc the per-hit rewards (0.01-1.25)
+        add up to most of a lost episode's return, and only the square lets a rare win step
+        (~8.3) stand out from them (one win ~ 11 lost episodes' worth, against 0.8 by |r|). But
+        a full buffer holds ~1,700 lost episodes, so one win still gets ~1% of the draws; power 4
+        gives it ~60% (docs/PERFORMANCE.md)."""
         if self._size < seq_len:
             raise ValueError(f"cannot sample sequences of {seq_len} steps from {self._size} "
                              f"stored transitions")
@@ -176,15 +179,18 @@ class EpisodeReplay:
             raise ValueError(f"reward_priority must be in [0, 1], got {reward_priority}")
         if priority_lead < 0:
             raise ValueError(f"priority_lead must be >= 0, got {priority_lead}")
+        if not priority_power > 0.0:
+            raise ValueError(f"priority_power must be > 0, got {priority_power}")
         oldest = (self._next - self._size) % self.capacity
         last_start = self._size - seq_len  # logical positions: 0 = oldest stored transition
         n_prio = round(batch_size * reward_priority)
         starts = rng.integers(0, last_start + 1, size=batch_size - n_prio)
         if n_prio:
-            if self._reward_cdf is None:
-                self._reward_cdf = np.cumsum(np.square(
-                    self.reward[(oldest + np.arange(self._size)) % self.capacity], dtype=np.float64))
-            cdf = self._reward_cdf
+            if self._reward_cdf is None or self._reward_cdf[0] != priority_power:
+                reward = self.reward[(oldest + np.arange(self._size)) % self.capacity]
+                self._reward_cdf = (priority_power,
+                                    np.cumsum(np.abs(reward.astype(np.float64)) ** priority_power))
+            cdf = self._reward_cdf[1]
             if cdf[-1] > 0.0:
                 # as rng.choice(size, p=weight / total) draws: inverse CDF of uniform samples
                 key = np.searchsorted(cdf, rng.random(n_prio) * cdf[-1], side="right")
@@ -196,12 +202,13 @@ class EpisodeReplay:
 
     def sample(self, batch_size: int, seq_len: int, rng: np.random.Generator, *,
                own: bool = True, reward_priority: float = 0.0,
-               priority_lead: int = 0) -> dict[str, np.ndarray]:
+               priority_lead: int = 0, priority_power: float = 2.0) -> dict[str, np.ndarray]:
         """`SeqBatch(**d)`-compatible arrays: obs (B, T, D) float32, action (B, T) int64,
         reward/term (B, T) float32, avail (B, T, A) bool, first (B, T) bool, own (B,) = `own`,
-        ret (B, T) float32 (NaN where unknown). ``reward_priority`` / ``priority_lead``: the
-        fraction of windows drawn around large rewards, and how far before them (`_indices`)."""
-        idx = self._indices(batch_size, seq_len, rng, reward_priority, priority_lead)
+        ret (B, T) float32 (NaN where unknown). ``reward_priority`` / ``priority_lead`` /
+        ``priority_power``: the fraction of windows drawn around large rewards, how far before
+        them, and the exponent of |reward| they are drawn by (`_indices`)."""
+        idx = self._indices(batch_size, seq_len, rng, reward_priority, priority_lead, priority_power)
         avail = np.unpackbits(self.avail[idx], axis=-1, count=self.n_actions).astype(bool)
         return {"obs": self.obs[idx].astype(np.float32), "action": self.action[idx].astype(np.int64),
                 "reward": self.reward[idx], "term": self.term[idx].astype(np.float32),
@@ -278,10 +285,11 @@ class EpisodeReplay:
 
 def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq_len: int,
                  rng: np.random.Generator, shared_fraction: float, reward_priority: float = 0.0,
-                 priority_lead: int = 0) -> Any:
+                 priority_lead: int = 0, priority_power: float = 2.0) -> Any:
     """A `SeqBatch` of `round(batch_size * shared_fraction)` sequences from `shared` (own=False,
     placed last) when it holds at least `seq_len` transitions, the rest from `own` (own=True;
-    ``reward_priority`` and ``priority_lead`` apply to these, see `EpisodeReplay.sample`).
+    ``reward_priority``, ``priority_lead`` and ``priority_power`` apply to these, see
+    `EpisodeReplay.sample`).
 
     Returns `dwm_net.learning.types.SeqBatch`; it is imported here, not at module level, because
     that module imports torch and this one must stay importable without it.
@@ -291,7 +299,8 @@ def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq
     if not 0.0 <= shared_fraction <= 1.0:
         raise ValueError(f"shared_fraction must be in [0, 1], got {shared_fraction}")
     n_shared = round(batch_size * shared_fraction) if len(shared) >= seq_len else 0
-    parts = [buf.sample(n, seq_len, rng, own=flag, reward_priority=prio, priority_lead=priority_lead)
+    parts = [buf.sample(n, seq_len, rng, own=flag, reward_priority=prio, priority_lead=priority_lead,
+                        priority_power=priority_power)
              for buf, n, flag, prio in ((own, batch_size - n_shared, True, reward_priority),
                                         (shared, n_shared, False, 0.0)) if n]
     return SeqBatch(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
