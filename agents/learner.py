@@ -28,7 +28,7 @@ import torch
 
 from dwm_net.config import Config
 from dwm_net.learning.actor_critic import ActorCritic, self_imitate_real
-from dwm_net.learning.replay import EpisodeReplay, ImaginationBuffer, sample_mixed
+from dwm_net.learning.replay import EpisodeReplay, ImaginationBuffer, WindowPriority, sample_mixed
 from dwm_net.learning.rollouts import to_trajectory
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
 from dwm_net.learning.world_model import TensorBatch, WorldModel, WorldModelLearner
@@ -76,8 +76,7 @@ class DreamerLearner:
         self.wm_learner = WorldModelLearner(self.wm, t)
         self.replay = EpisodeReplay(t.capacity, spec.obs_dim, spec.n_actions, gamma=t.gamma)
         # How own windows are drawn, the same for world-model batches and imagination starts.
-        self._priority = {"reward_priority": t.reward_priority, "priority_lead": t.priority_lead,
-                          "priority_power": t.priority_power}
+        self._priority = WindowPriority(t.reward_priority, t.priority_lead, t.priority_power)
         self.shared = EpisodeReplay(t.capacity, spec.obs_dim, spec.n_actions, gamma=t.gamma)
         self.imagined = ImaginationBuffer(IMAGINATION_BATCHES * t.batch_size * t.seq_len, t.horizon,
                                           m.deter, m.n_categoricals, m.n_classes, spec.n_actions)
@@ -94,7 +93,7 @@ class DreamerLearner:
         stored = len(self.replay) + len(self.shared)
         fraction = len(self.shared) / stored if use_shared else 0.0
         batch = sample_mixed(self.replay, self.shared, t.batch_size, t.seq_len, rng, fraction,
-                             **self._priority)
+                             self._priority)
         self.wm_updates += 1
         return self.wm_learner.update(batch)
 
@@ -102,7 +101,7 @@ class DreamerLearner:
     def own_starts(self, rng: np.random.Generator) -> tuple[TensorBatch, Latent]:
         """A fresh own batch (B, T, ...) and its posterior states: where imagination starts."""
         t = self.cfg.train
-        sample = self.replay.sample(t.batch_size, t.seq_len, rng, **self._priority)
+        sample = self.replay.sample(t.batch_size, t.seq_len, rng, priority=self._priority)
         batch = TensorBatch.from_numpy(SeqBatch(**sample), self.wm.device)
         post, _, _ = self.wm.observe(batch.obs, batch.action, batch.first)
         return batch, post

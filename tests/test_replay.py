@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from dwm_net.learning.replay import FLOAT16_MAX_ABS_ERROR, EpisodeReplay, ImaginationBuffer, sample_mixed
+from dwm_net.learning.replay import (
+    FLOAT16_MAX_ABS_ERROR,
+    EpisodeReplay,
+    ImaginationBuffer,
+    WindowPriority,
+    sample_mixed,
+)
 from dwm_net.learning.rollouts import from_trajectory, to_trajectory
 from dwm_net.learning.types import SeqBatch, Trajectory
 
@@ -239,7 +245,7 @@ def test_reward_priority_draws_windows_around_large_rewards():
     n, seq = 400, 10
     # Off: exactly the uniform draws as before the option existed (same RNG stream): one
     # `integers` call for the B start positions, counted from the oldest stored transition.
-    plain = buf.sample(n, seq, np.random.default_rng(3), reward_priority=0.0)
+    plain = buf.sample(n, seq, np.random.default_rng(3), priority=WindowPriority(0.0))
     starts = np.random.default_rng(3).integers(0, len(buf) - seq + 1, size=n)
     oldest = (buf._next - len(buf)) % buf.capacity
     expected = buf.obs[(oldest + starts[:, None] + np.arange(seq)) % buf.capacity]
@@ -250,21 +256,21 @@ def test_reward_priority_draws_windows_around_large_rewards():
 
     assert hits(plain).mean() < 0.1  # 10 of 291 start positions
     # All prioritised: every window holds the rewarded step, at every position in the window.
-    full = buf.sample(n, seq, np.random.default_rng(4), reward_priority=1.0)
+    full = buf.sample(n, seq, np.random.default_rng(4), priority=WindowPriority(1.0))
     assert hits(full).all()
     positions = np.argmax(full["obs"][..., 0] == 137, axis=1)
     assert set(positions.tolist()) == set(range(seq))
     assert (np.diff(full["obs"][..., 0], axis=1) == 1).all()  # still consecutive, no wrap
     # Half: the last round(B * 0.5) windows are prioritised, the first ones uniform.
-    half = buf.sample(n, seq, np.random.default_rng(5), reward_priority=0.5)
+    half = buf.sample(n, seq, np.random.default_rng(5), priority=WindowPriority(0.5))
     assert hits(half)[n // 2:].all() and hits(half)[: n // 2].mean() < 0.1
     # No reward stored at all: uniform windows, no error.
     empty = EpisodeReplay(100, D, A)
     _fill_own(empty, [50, 50])
     empty.reward[:] = 0.0
-    assert empty.sample(8, seq, np.random.default_rng(0), reward_priority=1.0)["obs"].shape == (8, seq, D)
+    assert empty.sample(8, seq, np.random.default_rng(0), priority=WindowPriority(1.0))["obs"].shape == (8, seq, D)
     with pytest.raises(ValueError, match="reward_priority"):
-        buf.sample(4, seq, np.random.default_rng(0), reward_priority=1.5)
+        buf.sample(4, seq, np.random.default_rng(0), priority=WindowPriority(1.5))
 
 
 def test_reward_priority_follows_writes_and_evictions():
@@ -274,13 +280,13 @@ def test_reward_priority_follows_writes_and_evictions():
     def rewarded(b: dict[str, np.ndarray], step: int) -> np.ndarray:
         return (b["obs"][..., 0] == step).any(1)
 
-    assert rewarded(buf.sample(50, seq, np.random.default_rng(0), reward_priority=1.0), 137).all()
+    assert rewarded(buf.sample(50, seq, np.random.default_rng(0), priority=WindowPriority(1.0)), 137).all()
     buf.add(_obs(420, 8), 0, 50.0, False, _avail(420), False)  # evicts step 120; weighs 100x 137
-    after = buf.sample(400, seq, np.random.default_rng(1), reward_priority=1.0)
+    after = buf.sample(400, seq, np.random.default_rng(1), priority=WindowPriority(1.0))
     assert 0.97 < rewarded(after, 420).mean() < 1.0 and rewarded(after, 137).any()
     for step in range(421, 421 + 300):  # the rewarded steps leave: uniform windows again
         buf.add(_obs(step, 9), 0, 0.0, False, _avail(step), False)
-    gone = buf.sample(50, seq, np.random.default_rng(2), reward_priority=1.0)
+    gone = buf.sample(50, seq, np.random.default_rng(2), priority=WindowPriority(1.0))
     assert not rewarded(gone, 420).any() and not rewarded(gone, 137).any()
 
 
@@ -289,12 +295,12 @@ def test_priority_lead_puts_windows_up_to_lead_steps_before_the_reward():
     for step in range(300):  # one rewarded step, far from both ends of the buffer
         buf.add(_obs(step, 0), 0, 5.0 if step == 150 else 0.0, False, _avail(step), step == 0)
     n, seq, lead = 600, 10, 15
-    b = buf.sample(n, seq, np.random.default_rng(6), reward_priority=1.0, priority_lead=lead)
+    b = buf.sample(n, seq, np.random.default_rng(6), priority=WindowPriority(1.0, lead=lead))
     gap = 150 - b["obs"][:, -1, 0]  # steps from each window's end to the reward (< 0: it holds it)
     assert gap.min() == -(seq - 1) and gap.max() == lead  # every placement happens, none beyond
     assert ((gap > 0).mean() - lead / (seq + lead)) ** 2 < 0.05**2  # uniform over the positions
     with pytest.raises(ValueError, match="priority_lead"):
-        buf.sample(4, seq, np.random.default_rng(0), reward_priority=1.0, priority_lead=-1)
+        buf.sample(4, seq, np.random.default_rng(0), priority=WindowPriority(1.0, lead=-1))
 
 
 def test_priority_power_weighs_draws_by_reward_to_that_power():
@@ -305,16 +311,16 @@ def test_priority_power_weighs_draws_by_reward_to_that_power():
     n, seq = 4000, 10
 
     def share_300(power: float) -> float:  # fraction of windows around step 300
-        b = buf.sample(n, seq, np.random.default_rng(7), reward_priority=1.0, priority_power=power)
+        b = buf.sample(n, seq, np.random.default_rng(7), priority=WindowPriority(1.0, power=power))
         return float((b["obs"][..., 0] == 300).any(1).mean())
 
     for power, want in ((2.0, 4 / 5), (4.0, 16 / 17), (1.0, 2 / 3)):  # 2^p / (1 + 2^p)
         assert abs(share_300(power) - want) < 0.03, power
     # The default is the square, and the cached weights follow a change of power between draws.
-    default = buf.sample(n, seq, np.random.default_rng(7), reward_priority=1.0)
+    default = buf.sample(n, seq, np.random.default_rng(7), priority=WindowPriority(1.0))
     assert abs(float((default["obs"][..., 0] == 300).any(1).mean()) - 0.8) < 0.03
     with pytest.raises(ValueError, match="priority_power"):
-        buf.sample(4, seq, np.random.default_rng(0), reward_priority=1.0, priority_power=0.0)
+        buf.sample(4, seq, np.random.default_rng(0), priority=WindowPriority(1.0, power=0.0))
 
 
 def test_returns_to_go_of_terminated_episodes_only():
@@ -371,7 +377,7 @@ def test_sample_mixed_prioritises_own_windows_only():
     for k in range(10):
         shared.add_chunk(**_chunk(1000 + 8 * k, 1000 + k, 8))
     batch = sample_mixed(own, shared, 20, 8, np.random.default_rng(0), shared_fraction=0.5,
-                         reward_priority=1.0)
+                         priority=WindowPriority(1.0))
     assert (batch.obs[:10, :, 0] == 137).any(1).all()  # own rows: all around the reward
     assert (batch.obs[10:, 0, 1] >= 1000).all()  # shared rows: drawn as before
 

@@ -24,6 +24,7 @@ size, C categoricals.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,34 @@ def _action_dtype(n_actions: int) -> np.dtype:
 def _pack(avail: np.ndarray) -> np.ndarray:
     """(..., A) bool -> (..., ceil(A/8)) uint8: exact, 8x smaller than bool."""
     return np.packbits(np.asarray(avail, dtype=bool), axis=-1)
+
+
+@dataclass(frozen=True)
+class WindowPriority:
+    """How an own batch's windows are drawn (`EpisodeReplay.sample`): the last
+    ``round(B * fraction)`` windows each start at a uniform one of the ``seq_len + lead``
+    positions that put them at most ``lead`` steps before a transition drawn with probability
+    proportional to |reward|^``power``; the rest are uniform. The default draws every window
+    uniformly (the paper's replay). Squared by default, not |r|: on 2s_vs_1sc the per-hit
+    rewards (0.01-1.25) add up to most of a lost episode's return, and only the square lets a
+    rare win step (~8.3) stand out from them (one win ~ 11 lost episodes' worth, against 0.8 by
+    |r|). But a full buffer holds ~1,700 lost episodes, so one win still gets ~1% of the draws;
+    power 4 gives it ~60% (docs/PERFORMANCE.md)."""
+
+    fraction: float = 0.0  # train.reward_priority
+    lead: int = 0  # train.priority_lead
+    power: float = 2.0  # train.priority_power
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError(f"reward_priority (the prioritised fraction) must be in [0, 1], got {self.fraction}")
+        if self.lead < 0:
+            raise ValueError(f"priority_lead must be >= 0, got {self.lead}")
+        if not self.power > 0.0:
+            raise ValueError(f"priority_power must be > 0, got {self.power}")
+
+
+UNIFORM = WindowPriority()
 
 
 class EpisodeReplay:
@@ -157,58 +186,40 @@ class EpisodeReplay:
         self._after_chunk = True
 
     def _indices(self, batch_size: int, seq_len: int, rng: np.random.Generator,
-                 reward_priority: float = 0.0, priority_lead: int = 0,
-                 priority_power: float = 2.0) -> np.ndarray:
-        """(B, T) physical indices of windows that do not wrap newest -> oldest.
-
-        All uniformly drawn when ``reward_priority`` is 0 (the same draws as always). Otherwise
-        the last ``round(B * reward_priority)`` windows each start at a uniform one of the
-        ``seq_len + priority_lead`` positions that put them at most ``priority_lead`` steps
-        before a transition drawn with probability proportional to |reward|^``priority_power``
-        (uniform windows when every stored reward is 0): with lead 0 the window holds that
-        transition at a uniform position, with a lead some windows cover only the steps leading
-        up to it. Squared (the default), not |r|: on 2s_vs_1sc the per-hit rewards (0.01-1.25)
-        add up to most of a lost episode's return, and only the square lets a rare win step
-        (~8.3) stand out from them (one win ~ 11 lost episodes' worth, against 0.8 by |r|). But
-        a full buffer holds ~1,700 lost episodes, so one win still gets ~1% of the draws; power 4
-        gives it ~60% (docs/PERFORMANCE.md)."""
+                 priority: WindowPriority = UNIFORM) -> np.ndarray:
+        """(B, T) physical indices of windows that do not wrap newest -> oldest, drawn as
+        ``priority`` says (`WindowPriority`). With the default every window is uniform, the same
+        draws as before prioritised replay existed; with a positive fraction but no stored
+        reward the prioritised windows are uniform too."""
         if self._size < seq_len:
             raise ValueError(f"cannot sample sequences of {seq_len} steps from {self._size} "
                              f"stored transitions")
-        if not 0.0 <= reward_priority <= 1.0:
-            raise ValueError(f"reward_priority must be in [0, 1], got {reward_priority}")
-        if priority_lead < 0:
-            raise ValueError(f"priority_lead must be >= 0, got {priority_lead}")
-        if not priority_power > 0.0:
-            raise ValueError(f"priority_power must be > 0, got {priority_power}")
         oldest = (self._next - self._size) % self.capacity
         last_start = self._size - seq_len  # logical positions: 0 = oldest stored transition
-        n_prio = round(batch_size * reward_priority)
+        n_prio = round(batch_size * priority.fraction)
         starts = rng.integers(0, last_start + 1, size=batch_size - n_prio)
         if n_prio:
-            if self._reward_cdf is None or self._reward_cdf[0] != priority_power:
+            if self._reward_cdf is None or self._reward_cdf[0] != priority.power:
                 reward = self.reward[(oldest + np.arange(self._size)) % self.capacity]
-                self._reward_cdf = (priority_power,
-                                    np.cumsum(np.abs(reward.astype(np.float64)) ** priority_power))
+                self._reward_cdf = (priority.power,
+                                    np.cumsum(np.abs(reward.astype(np.float64)) ** priority.power))
             cdf = self._reward_cdf[1]
             if cdf[-1] > 0.0:
                 # as rng.choice(size, p=weight / total) draws: inverse CDF of uniform samples
                 key = np.searchsorted(cdf, rng.random(n_prio) * cdf[-1], side="right")
-                prio = np.clip(key - rng.integers(0, seq_len + priority_lead, size=n_prio), 0, last_start)
+                prio = np.clip(key - rng.integers(0, seq_len + priority.lead, size=n_prio), 0, last_start)
             else:
                 prio = rng.integers(0, last_start + 1, size=n_prio)
             starts = np.concatenate([starts, prio])
         return (oldest + starts[:, None] + np.arange(seq_len)) % self.capacity
 
     def sample(self, batch_size: int, seq_len: int, rng: np.random.Generator, *,
-               own: bool = True, reward_priority: float = 0.0,
-               priority_lead: int = 0, priority_power: float = 2.0) -> dict[str, np.ndarray]:
+               own: bool = True, priority: WindowPriority = UNIFORM) -> dict[str, np.ndarray]:
         """`SeqBatch(**d)`-compatible arrays: obs (B, T, D) float32, action (B, T) int64,
         reward/term (B, T) float32, avail (B, T, A) bool, first (B, T) bool, own (B,) = `own`,
-        ret (B, T) float32 (NaN where unknown). ``reward_priority`` / ``priority_lead`` /
-        ``priority_power``: the fraction of windows drawn around large rewards, how far before
-        them, and the exponent of |reward| they are drawn by (`_indices`)."""
-        idx = self._indices(batch_size, seq_len, rng, reward_priority, priority_lead, priority_power)
+        ret (B, T) float32 (NaN where unknown). ``priority``: which windows are drawn around
+        large rewards (`WindowPriority`)."""
+        idx = self._indices(batch_size, seq_len, rng, priority)
         avail = np.unpackbits(self.avail[idx], axis=-1, count=self.n_actions).astype(bool)
         return {"obs": self.obs[idx].astype(np.float32), "action": self.action[idx].astype(np.int64),
                 "reward": self.reward[idx], "term": self.term[idx].astype(np.float32),
@@ -284,12 +295,11 @@ class EpisodeReplay:
 
 
 def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq_len: int,
-                 rng: np.random.Generator, shared_fraction: float, reward_priority: float = 0.0,
-                 priority_lead: int = 0, priority_power: float = 2.0) -> Any:
+                 rng: np.random.Generator, shared_fraction: float,
+                 priority: WindowPriority = UNIFORM) -> Any:
     """A `SeqBatch` of `round(batch_size * shared_fraction)` sequences from `shared` (own=False,
     placed last) when it holds at least `seq_len` transitions, the rest from `own` (own=True;
-    ``reward_priority``, ``priority_lead`` and ``priority_power`` apply to these, see
-    `EpisodeReplay.sample`).
+    ``priority`` applies to these only, see `WindowPriority`).
 
     Returns `dwm_net.learning.types.SeqBatch`; it is imported here, not at module level, because
     that module imports torch and this one must stay importable without it.
@@ -299,10 +309,9 @@ def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq
     if not 0.0 <= shared_fraction <= 1.0:
         raise ValueError(f"shared_fraction must be in [0, 1], got {shared_fraction}")
     n_shared = round(batch_size * shared_fraction) if len(shared) >= seq_len else 0
-    parts = [buf.sample(n, seq_len, rng, own=flag, reward_priority=prio, priority_lead=priority_lead,
-                        priority_power=priority_power)
-             for buf, n, flag, prio in ((own, batch_size - n_shared, True, reward_priority),
-                                        (shared, n_shared, False, 0.0)) if n]
+    parts = [buf.sample(n, seq_len, rng, own=flag, priority=prio)
+             for buf, n, flag, prio in ((own, batch_size - n_shared, True, priority),
+                                        (shared, n_shared, False, UNIFORM)) if n]
     return SeqBatch(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 
