@@ -336,7 +336,9 @@ def sweep(
     scenarios: Annotated[str, typer.Option(help="comma-separated scenarios")] = "2s_vs_1sc",
     methods: Annotated[str, typer.Option(help=f"comma-separated methods: {', '.join(METHODS)}")] = "independent,experience",
     betas: Annotated[str, typer.Option(help="comma-separated betas (for experience, rollout, both)")] = "0.01,0.05,0.2,1",
-    seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1 per cell")] = 1,
+    seeds: Annotated[int, typer.Option(min=1, help="seeds F..F+N-1 per cell (F: --first-seed)")] = 1,
+    first_seed: Annotated[int, typer.Option("--first-seed", min=0,
+                                            help="the first seed (more seeds of an earlier sweep)")] = 0,
     steps: Annotated[int, typer.Option(min=1, help="training env steps per run")] = 50_000,
     parallel: Annotated[int, typer.Option(min=1, help="runs at a time")] = 1,
     root: Annotated[Path, typer.Option(help="folder of the sweep's run directories")] = Path("runs/sweep"),
@@ -355,7 +357,8 @@ def sweep(
         beta_values = [float(b) for b in split(betas, "betas")]
     except ValueError:
         fail(f"--betas must be comma-separated numbers in [0, 1], got {betas!r}")
-    cells = expand(split(scenarios, "scenarios"), split(methods, "methods"), beta_values, range(seeds))
+    cells = expand(split(scenarios, "scenarios"), split(methods, "methods"), beta_values,
+                   range(first_seed, first_seed + seeds))
     common = [*(["--preset", preset] if preset else []), *(["--budget", budget] if budget else []),
               *(["--eval-every", str(eval_every)] if eval_every is not None else []),
               *(["--eval-episodes", str(eval_episodes)] if eval_episodes is not None else []),

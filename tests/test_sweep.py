@@ -112,6 +112,15 @@ def test_ctrl_c_stops_the_sweep_and_the_same_command_continues(tmp_path: Path) -
     assert train_steps(run) >= reached + 100
 
 
+def test_first_seed_names_the_seeds_of_more_runs(tmp_path: Path) -> None:
+    r = sweep(tmp_path / "sweep", "--methods", "independent", "--seeds", "2", "--first-seed", "3", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    names = [Path(line.split()[-1]).name for line in r.stdout.splitlines()]
+    assert names == ["2s_vs_1sc-independent-s3", "2s_vs_1sc-independent-s4"]
+    bad = sweep(tmp_path / "sweep", "--first-seed", "-1", "--dry-run")
+    assert bad.returncode == 2 and not (tmp_path / "sweep").exists()
+
+
 def test_bad_sweep_flags_are_usage_errors(tmp_path: Path) -> None:
     for args, message in ((["--methods", "gossip"], "bad value for share.method"),
                           (["--betas", "0.1,x"], "--betas must be comma-separated numbers"),
