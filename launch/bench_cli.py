@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dwm_net.config import DEFAULT_PRESET
 from dwm_net.envs.bench import bench_env, machine_info, one_core
 
 from .env_cli import check_scenario
@@ -144,7 +145,7 @@ def check_preset(preset: str) -> None:
 
 @bench_app.command("train")
 def train_bench(
-    preset: str = typer.Option("cpu", help="config preset whose sizes are measured"),
+    preset: str = typer.Option(DEFAULT_PRESET, help="config preset whose sizes are measured"),
     scenario: str = typer.Option("2s_vs_1sc", help="scenario that fills the replay and sets obs/actions"),
     seconds: float = typer.Option(10.0, min=0.1, help="total timed seconds, split over the 4 parts"),
     seed: int = typer.Option(0),
@@ -227,7 +228,7 @@ def learn_bench(
     max_minutes: float = typer.Option(15.0, min=0.1, help="per seed: give up after this long"),
     seeds: int = typer.Option(3, min=1, help="seeds F..F+N-1 (F: --first-seed), one launch each, one after another"),
     first_seed: int = typer.Option(0, "--first-seed", min=0, help="the first seed (more seeds of an earlier bench)"),
-    preset: str = typer.Option("cpu", help="config preset"),
+    preset: str = typer.Option(DEFAULT_PRESET, help="config preset"),
     eval_every: int = typer.Option(2000, min=1, help="env steps between evaluations"),
     eval_episodes: int = typer.Option(10, min=1, help="episodes per evaluation"),
     confirm: int = typer.Option(50, min=0, help="episodes of `dwm-net eval` on a seed's final agents once it "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from dwm_net.config import PRESETS, Config, ConfigError, load_config, to_json
+from dwm_net.config import DEFAULT_PRESET, PRESETS, Config, ConfigError, load_config, to_json
 
 from .errors import fail
 
@@ -15,7 +15,7 @@ config_app = typer.Typer(
     help="Show the resolved run configuration and the named presets.", no_args_is_help=True
 )
 
-PRESET_HELP = f"preset: {', '.join(PRESETS)} (default: the file's `preset` key, else cpu)"
+PRESET_HELP = f"preset: {', '.join(PRESETS)} (default: the file's `preset` key, else {DEFAULT_PRESET})"
 FILE_HELP = "TOML file with [env]/[model]/[train]/[share]/[comms]/[run] sections"
 SET_HELP = "override one key, e.g. --set model.hidden=64 (repeatable)"
 

@@ -307,8 +307,9 @@ def summarize(run_dir: Path) -> dict[str, Any]:
 
 def summary_name(summary: dict[str, Any]) -> str:
     """``<scenario>-<method>-b<beta>[-<budget>][-<preset>[_<overrides>]]-s<seed>.json``; the budget
-    appears when it is not unlimited and the preset when it is not the default ``cpu`` or has
-    overrides, so runs that differ only in those do not overwrite each other."""
+    appears when it is not unlimited and the preset when it is not ``cpu`` (the preset of the
+    published results, named before `explore` became the default) or has overrides, so runs that
+    differ only in those do not overwrite each other."""
     beta = summary.get("beta")
     b = f"{beta:g}" if isinstance(beta, (int, float)) else str(beta)
     budget, preset = summary.get("budget"), setup(summary)

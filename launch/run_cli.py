@@ -19,7 +19,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from dwm_net.config import PRESETS, SCENARIOS, Config, ConfigError, load_config, replace, to_dict
+from dwm_net.config import DEFAULT_PRESET, PRESETS, SCENARIOS, Config, ConfigError, load_config, replace, to_dict
 
 from .errors import fail
 from .rundir import (
@@ -38,7 +38,7 @@ Scenario = Annotated[Optional[str], typer.Option(help=f"SMAC scenario: {', '.joi
 Backend = Annotated[Optional[str], typer.Option(help="environment: builtin (default) or sc2 (real StarCraft II)")]
 Method = Annotated[Optional[str], typer.Option(help=f"sharing method: {', '.join(METHODS)}")]
 Beta = Annotated[Optional[float], typer.Option(help="target fraction shared, in [0, 1] (1: share all)")]
-Preset = Annotated[Optional[str], typer.Option(help=f"config preset: {', '.join(PRESETS)} (default cpu)")]
+Preset = Annotated[Optional[str], typer.Option(help=f"config preset: {', '.join(PRESETS)} (default {DEFAULT_PRESET})")]
 Steps = Annotated[Optional[int], typer.Option(help="training env steps of the run")]
 Seed = Annotated[Optional[int], typer.Option(help="base seed; per-process seeds derive from it")]
 Budget = Annotated[Optional[str], typer.Option(help="bytes each agent may send: unlimited, 50KB/s, 2KB/step")]

@@ -64,9 +64,12 @@ def test_every_preset_loads_and_validates(name):
     assert from_json(json.dumps(to_dict(cfg))) == cfg
 
 
-def test_default_preset_is_cpu_and_equals_dataclass_defaults():
-    assert load_config() == load_config("cpu") == Config()
-    assert C.DEFAULT_PRESET == "cpu"
+def test_default_preset_is_explore_and_the_dataclass_defaults_are_cpu():
+    assert load_config() == load_config("explore") == load_config(C.DEFAULT_PRESET)
+    assert C.DEFAULT_PRESET == "explore" and C.BASE_PRESET == "cpu"
+    assert load_config("cpu") == Config() and Config().preset == "cpu"
+    # A config JSON without a preset key is the dataclass defaults plus its values: cpu's.
+    assert from_json(json.dumps({"model": {"hidden": 64}})).preset == "cpu"
 
 
 def test_explore_preset_is_cpu_plus_the_measured_options():
