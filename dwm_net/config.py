@@ -6,8 +6,9 @@ Resolution order in :func:`load_config` (later wins)::
 
 The dataclass defaults *are* the ``cpu`` preset (``BASE_PRESET``), so ``Config()`` equals
 ``load_config("cpu")``; a command that names no preset gets ``DEFAULT_PRESET``, ``explore``
-(``cpu`` plus the exploration and replay options that got 2s_vs_1sc learned in 15 minutes). Every error is a :class:`ConfigError` whose message is one line naming the key
-and what is valid. Sizes are counts, rates are per gradient step unless a comment says otherwise.
+(``cpu`` plus the exploration and replay options that got 2s_vs_1sc learned in 15 minutes).
+Every error is a :class:`ConfigError` whose message is one line naming the key and what is
+valid. Sizes are counts, rates are per gradient step unless a comment says otherwise.
 """
 
 from __future__ import annotations
@@ -607,7 +608,8 @@ def load_config(
     """Resolve defaults -> preset -> TOML ``file`` -> ``key.path=value`` overrides.
 
     The preset is ``preset`` if given, else the file's top-level ``preset = "..."`` key, else
-    ``DEFAULT_PRESET`` (``explore``). TOML sections are named like the config sections (``[model]``, ``hidden = 128``).
+    ``DEFAULT_PRESET`` (``explore``). TOML sections are named like the config sections
+    (``[model]``, ``hidden = 128``).
     """
     table = _read_toml(Path(file)) if file is not None else {}
     for key, value in table.items():
