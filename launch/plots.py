@@ -79,9 +79,9 @@ Styles = dict[tuple, int]  # (budget, setup) of a variant -> its style number
 def setting_styles(variants: Iterable[Variant]) -> Styles:
     """A style number per setting (preset, --set overrides, budget) among `variants`: the
     reference settings (the cpu preset of the published results, no overrides, no budget)
-    first, then the others in a stable order, so
-    that one method (one colour) under several settings is several distinguishable lines (up to
-    len(_DASHES) settings per figure; a hash of the setting used to pick among 3 and collided)."""
+    first, then the others in a stable order, so that one method (one colour) under several
+    settings is several distinguishable lines (up to len(_DASHES) settings per figure; a hash of
+    the setting used to pick among 3 and collided)."""
     names = list(PRESETS)
 
     def key(setting: tuple) -> tuple:
