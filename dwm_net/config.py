@@ -512,6 +512,9 @@ PRESETS: dict[str, Preset] = {
             "train": {"explore_eps": 0.1, "explore_repeat": 0.5, "explore_episodes": 0.5,
                       "plain_policy": "greedy", "reward_priority": 0.5, "priority_lead": 20,
                       "horizon": 25, "self_imitation": 3.0},
+            # A run long enough to get there: the seeds that reached 80% did so at 50k-98k env
+            # steps, and `cpu`'s 50k would end most runs of the default command before then.
+            "run": {"steps": 100_000},
         },
     ),
     # Everything minimal so a whole multi-process run trains in seconds in tests.
