@@ -143,6 +143,16 @@ def check_preset(preset: str) -> None:
         fail(str(e))
 
 
+def _speed_probe(seconds: float) -> dict[str, float | str]:
+    """`bench train --preset cpu --scenario 2s_vs_1sc` for ``seconds``: the learning core's rates."""
+    from dwm_net.config import BASE_PRESET
+    from dwm_net.learning.bench import bench_train
+
+    r = bench_train(BASE_PRESET, "2s_vs_1sc", seconds=seconds)
+    return {"probe": f"bench train --preset {BASE_PRESET} --scenario 2s_vs_1sc --seconds {seconds:g}",
+            "wm_updates_per_s": r["wm_updates_per_s"], "ac_updates_per_s": r["ac_updates_per_s"]}
+
+
 @bench_app.command("train")
 def train_bench(
     preset: str = typer.Option(DEFAULT_PRESET, help="config preset whose sizes are measured"),
@@ -235,6 +245,9 @@ def learn_bench(
                                 "reached the target (0: skip)"),
     sets: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
     root: Path = typer.Option(Path("runs/bench-learn"), help="where the runs are written"),
+    probe_seconds: float = typer.Option(8.0, "--probe-seconds", min=0.0,
+                                        help="time `bench train --preset cpu` this long first, so the report "
+                                        "says how fast the machine was (0: skip)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Wall-clock and env steps from `dwm-net launch` to an eval win rate >= target, per seed,
@@ -251,6 +264,10 @@ def learn_bench(
     launch_args = ["--scenario", scenario, "--method", method, "--beta", f"{beta:g}", "--preset", preset,
                    "--eval-every", str(eval_every), "--eval-episodes", str(eval_episodes),
                    *[x for s in sets for x in ("--set", s)]]
+    # Wall-clock targets depend on the machine, and machines of one kind have differed by 1.7x
+    # between sessions (docs/PERFORMANCE.md): a fixed probe (cpu sizes, 2s_vs_1sc, whatever the
+    # bench's preset) makes reports from different days comparable.
+    speed = _speed_probe(probe_seconds) if probe_seconds > 0 else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results = []
     for seed in range(first_seed, first_seed + seeds):
@@ -258,7 +275,8 @@ def learn_bench(
         results.append(run_seed(seed, run_dir=run_dir, launch_args=launch_args, target=target,
                                 max_minutes=max_minutes, episodes_per_eval=eval_episodes,
                                 n_agents=n_agents_of(scenario), confirm_episodes=confirm))
-    report = {"bench": "learn", "machine": machine_info(), "scenario": scenario, "method": method,
+    report = {"bench": "learn", "machine": machine_info(), "machine_speed": speed,
+              "scenario": scenario, "method": method,
               "beta": beta, "preset": preset, "set": list(sets), "target": target,
               "max_minutes": max_minutes, **summarize(results), "runs": results}
     if json_out:
@@ -283,3 +301,6 @@ def learn_bench(
     med = report["median_wall_s_to_target"]
     Console().print(f"median wall-clock to target: {'not reached' if med is None else f'{med:.0f} s'} "
                     f"({report['reached']}/{seeds} seeds reached it)")
+    if speed:
+        Console().print(f"machine speed ({speed['probe']}): {speed['wm_updates_per_s']:.1f} world-model, "
+                        f"{speed['ac_updates_per_s']:.2f} actor-critic updates/s")

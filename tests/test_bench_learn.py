@@ -51,7 +51,7 @@ def test_confirm_reports_a_failed_eval_instead_of_raising(tmp_path: Path) -> Non
 def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "launch", "bench", "learn", "--preset", "tiny", "--target", "0",
                         "--max-minutes", "1", "--seeds", "1", "--first-seed", "2", "--eval-every", "100", "--eval-episodes", "2", "--confirm", "3",
-                        "--set", "train.explore_eps=0.1", "--root", str(tmp_path), "--json"],
+                        "--set", "train.explore_eps=0.1", "--probe-seconds", "0.4", "--root", str(tmp_path), "--json"],
                        capture_output=True, check=False, text=True, timeout=110)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
@@ -62,6 +62,8 @@ def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     assert run["confirm"]["episodes"] == 3 and 0.0 <= run["confirm"]["win_rate"] <= 1.0
     assert {"act", "wait"} <= set(run["timers"]["agents"][0]) and "env" in run["timers"]["env_host"]
     assert not processes_of(tmp_path)
+    speed = report["machine_speed"]  # the fixed probe of how fast this machine is
+    assert speed["wm_updates_per_s"] > 0 and speed["ac_updates_per_s"] > 0 and "--preset cpu" in speed["probe"]
     # The overrides are in the report and reach the run.
     assert report["set"] == ["train.explore_eps=0.1"]
     config = json.loads((Path(run["run_dir"]) / "config.json").read_text())["config"]
