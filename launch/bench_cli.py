@@ -148,7 +148,8 @@ def _speed_probe(seconds: float) -> dict[str, float | str]:
     from dwm_net.config import BASE_PRESET
     from dwm_net.learning.bench import bench_train
 
-    r = bench_train(BASE_PRESET, "2s_vs_1sc", seconds=seconds)
+    with one_core():  # as `bench train` measures; the affinity is restored before any seed starts
+        r = bench_train(BASE_PRESET, "2s_vs_1sc", seconds=seconds)
     return {"probe": f"bench train --preset {BASE_PRESET} --scenario 2s_vs_1sc --seconds {seconds:g}",
             "wm_updates_per_s": r["wm_updates_per_s"], "ac_updates_per_s": r["ac_updates_per_s"]}
 
