@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dwm_net.config import PRESETS
+from dwm_net.config import BASE_PRESET, PRESETS
 
 from .results import (
     METHOD_ORDER,
@@ -86,8 +86,8 @@ def setting_styles(variants: Iterable[Variant]) -> Styles:
 
     def key(setting: tuple) -> tuple:
         budget, setup = setting
-        preset, _, extra = (setup or "cpu").partition("+")  # a preset with --set overrides: see setup()
-        default = preset == "cpu" and not extra and budget in (None, "unlimited")
+        preset, _, extra = (setup or BASE_PRESET).partition("+")  # a preset with --set overrides: see setup()
+        default = preset == BASE_PRESET and not extra and budget in (None, "unlimited")
         return (not default, names.index(preset) if preset in names else len(names), extra, str(budget))
 
     return {s: i for i, s in enumerate(sorted({(v[2], v[3]) for v in variants}, key=key))}

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dwm_net.config import PRESETS, load_config, to_dict
+from dwm_net.config import BASE_PRESET, PRESETS, load_config, to_dict
 from dwm_net.runlog import read_jsonl, write_json_atomic
 from dwm_net.stats import wilson_interval
 
@@ -314,7 +314,7 @@ def summary_name(summary: dict[str, Any]) -> str:
     b = f"{beta:g}" if isinstance(beta, (int, float)) else str(beta)
     budget, preset = summary.get("budget"), setup(summary)
     tag = "".join("-" + re.sub(r"[^A-Za-z0-9.]+", "_", str(value))
-                  for value, default in ((budget, "unlimited"), (preset, "cpu")) if value not in (None, default))
+                  for value, default in ((budget, "unlimited"), (preset, BASE_PRESET)) if value not in (None, default))
     return f"{summary.get('scenario')}-{summary.get('method')}-b{b}{tag}-s{summary.get('seed')}.json"
 
 
