@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -143,13 +144,20 @@ def check_preset(preset: str) -> None:
         fail(str(e))
 
 
+def _train_on_one_core(preset: str, scenario: str, seconds: float, seed: int = 0
+                       ) -> tuple[int | None, dict[str, Any]]:
+    """`bench_train` pinned to one core (the affinity restored after): (core, result)."""
+    from dwm_net.learning.bench import bench_train
+
+    with one_core() as core:
+        return core, bench_train(preset, scenario, seconds, seed)
+
+
 def _speed_probe(seconds: float) -> dict[str, float | str]:
     """`bench train --preset cpu --scenario 2s_vs_1sc` for ``seconds``: the learning core's rates."""
     from dwm_net.config import BASE_PRESET
-    from dwm_net.learning.bench import bench_train
 
-    with one_core():  # as `bench train` measures; the affinity is restored before any seed starts
-        r = bench_train(BASE_PRESET, "2s_vs_1sc", seconds=seconds)
+    _, r = _train_on_one_core(BASE_PRESET, "2s_vs_1sc", seconds)  # restored before any seed starts
     return {"probe": f"bench train --preset {BASE_PRESET} --scenario 2s_vs_1sc --seconds {seconds:g}",
             "wm_updates_per_s": r["wm_updates_per_s"], "ac_updates_per_s": r["ac_updates_per_s"]}
 
@@ -164,12 +172,9 @@ def train_bench(
 ) -> None:
     """World-model updates/s, actor-critic updates/s, acting steps/s and peak RSS of one agent's
     learning core with one torch thread, on one core."""
-    from dwm_net.learning.bench import bench_train
-
     check_scenario(scenario)
     check_preset(preset)  # fail on a bad preset before the slow imports and replay fill
-    with one_core() as core:
-        result = bench_train(preset, scenario, seconds, seed)
+    core, result = _train_on_one_core(preset, scenario, seconds, seed)
     report = {"bench": "train", "core": core, **result}
     if json_out:
         typer.echo(json.dumps(report, indent=2))

@@ -42,7 +42,8 @@ def show(
 
 @config_app.command()
 def presets() -> None:
-    """List the presets, one line each."""
+    """List the presets, one line each; the default is marked."""
     width = max(map(len, PRESETS))
     for name, spec in PRESETS.items():
-        typer.echo(f"{name:<{width}}  {spec.description}")
+        mark = "default: " if name == DEFAULT_PRESET else ""
+        typer.echo(f"{name:<{width}}  {mark}{spec.description}")

@@ -283,8 +283,9 @@ def learner(
     eval_every: EvalEvery = None, eval_episodes: EvalEpisodes = None, sets: Sets = None,
     file: File = None, keys: Keys = None, metrics: Metrics = None,
 ) -> None:
-    """Run the centralized learner (method centralized): trains on every agent's experience
-    and sends the acting networks back."""
+    """Run the centralized learner (method centralized): trains on all agents' experience.
+
+    It sends the acting networks back to the agents."""
     from agents.central import LearnerArgs, run_learner
 
     cfg = _part_config(config, preset, file, sets, keys, scenario=scenario, backend=backend,

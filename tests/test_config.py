@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from dwm_net import config as C
 from dwm_net.config import (
+    DEFAULT_PRESET,
     PRESETS,
     Config,
     ConfigError,
@@ -362,3 +363,5 @@ def test_cli_presets_lists_each_with_description():
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == preset_names()
     assert all(len(line.split()) > 2 for line in lines)
+    # exactly one line, the default preset's, is marked
+    assert [line.split()[0] for line in lines if line.split()[1] == "default:"] == [DEFAULT_PRESET]
