@@ -153,6 +153,12 @@ def _train_on_one_core(preset: str, scenario: str, seconds: float, seed: int = 0
         return core, bench_train(preset, scenario, seconds, seed)
 
 
+def _training_wins(t: dict[str, Any]) -> str:
+    """"3 / 1,500 (24,038)": training episodes won / played (env step of the first win)."""
+    first = t["first_win_env_steps"]
+    return f"{t['won']:,} / {t['episodes']:,}" + ("" if first is None else f" ({first:,})")
+
+
 def _speed_probe(seconds: float) -> dict[str, float | str]:
     """`bench train --preset cpu --scenario 2s_vs_1sc` for ``seconds``: the learning core's rates."""
     from dwm_net.config import BASE_PRESET
@@ -290,8 +296,8 @@ def learn_bench(
         return
     table = Table(title=f"time to eval win rate >= {target:g}: {scenario} {method} b={beta:g} "
                         f"preset {preset}{''.join(' ' + x for x in sets)} ({report['machine']['cpu']})")
-    for col in ("seed", "reached", "wall to target", "env steps", "final win rate", "confirmed", "act s",
-                "train s", "comms s", "env s"):
+    for col in ("seed", "reached", "wall to target", "env steps", "final win rate", "confirmed",
+                "training wins (first at)", "act s", "train s", "comms s", "env s"):
         table.add_column(col, justify="right")
     for r in results:
         a = r["timers"]["agents"][0] if r["timers"]["agents"] else {}
@@ -299,7 +305,7 @@ def learn_bench(
                       f"{r['wall_s_to_target']:.0f} s" if r["reached"] else f">{r['elapsed_s']:.0f} s",
                       str(r.get("env_steps_to_target", r.get("final_env_steps", "-"))),
                       f"{r.get('final_win_rate', 1.0 if r['reached'] else 0.0):.2f}",
-                      _confirmed(r.get("confirm")),
+                      _confirmed(r.get("confirm")), _training_wins(r["training"]),
                       f"{a.get('act', 0):.0f}", f"{a.get('train', 0):.0f}",
                       f"{a.get('comms', 0) + a.get('share', 0):.0f}",
                       f"{r['timers']['env_host'].get('env', 0):.0f}")

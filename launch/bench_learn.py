@@ -43,6 +43,19 @@ def evals(run_dir: Path, episodes_per_eval: int) -> list[dict[str, Any]]:
     return out
 
 
+def training_wins(run_dir: Path) -> dict[str, Any]:
+    """Training episodes played and won, and the env step of the first win (None if none): a seed
+    that misses the target either never found a win or found one and did not keep it."""
+    played, won, first = 0, 0, None
+    for rec in read_jsonl(run_dir / "episodes.jsonl"):
+        if rec.get("mode") == "train":
+            played += 1
+            if rec.get("won"):
+                won += 1
+                first = int(rec["env_steps"]) if first is None else first
+    return {"episodes": played, "won": won, "first_win_env_steps": first}
+
+
 def timers(run_dir: Path, n_agents: int) -> dict[str, Any]:
     """Seconds per phase from each process's last record: agents' `time/*`, the env host's."""
     agents = []
@@ -110,7 +123,7 @@ def run_seed(seed: int, *, run_dir: Path, launch_args: list[str], target: float,
     out: dict[str, Any] = {"seed": seed, "run_dir": str(run_dir), "reached": reached is not None,
                            "elapsed_s": elapsed, "exit_code": proc.returncode,
                            "evals": [[e["env_steps"], e["win_rate"], e["return"]] for e in history],
-                           "timers": timers(run_dir, n_agents)}
+                           "training": training_wins(run_dir), "timers": timers(run_dir, n_agents)}
     if reached is not None:
         out["wall_s_to_target"] = reached["time"] - wall0
         out["env_steps_to_target"] = reached["env_steps"]
@@ -142,4 +155,4 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
             "median_env_steps_to_target": None if med_steps in (None, float("inf")) else med_steps}
 
 
-__all__ = ["confirm", "evals", "median", "run_seed", "summarize", "timers"]
+__all__ = ["confirm", "evals", "median", "run_seed", "summarize", "timers", "training_wins"]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from launch.bench_learn import confirm, evals, summarize
+from launch.bench_cli import _training_wins
+from launch.bench_learn import confirm, evals, summarize, training_wins
 from test_launch import processes_of
 
 
@@ -30,6 +31,18 @@ def test_evals_group_complete_evaluations_only(tmp_path: Path) -> None:
     got = evals(tmp_path, episodes_per_eval=2)
     assert [(e["env_steps"], e["win_rate"], e["time"]) for e in got] == [(0, 0.0, 2.0), (100, 0.5, 5.0)]
     assert got[1]["return"] == pytest.approx(10.5)
+
+
+def test_training_wins_count_training_episodes_only(tmp_path: Path) -> None:
+    _episodes(tmp_path / "episodes.jsonl", [
+        ("train", 40, False, 1.0), ("eval", 50, True, 2.0), ("train", 90, True, 3.0),
+        ("train", 130, False, 4.0), ("train", 170, True, 5.0)])
+    assert training_wins(tmp_path) == {"episodes": 4, "won": 2, "first_win_env_steps": 90}
+    _episodes(tmp_path / "episodes.jsonl", [("train", 40, False, 1.0), ("eval", 50, True, 2.0)])
+    assert training_wins(tmp_path) == {"episodes": 1, "won": 0, "first_win_env_steps": None}
+    # the table's cell: won / played, and where the first win came
+    assert _training_wins({"episodes": 1500, "won": 3, "first_win_env_steps": 24038}) == "3 / 1,500 (24,038)"
+    assert _training_wins({"episodes": 7, "won": 0, "first_win_env_steps": None}) == "0 / 7"
 
 
 def test_median_needs_more_than_half_the_seeds() -> None:
@@ -58,6 +71,7 @@ def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     run = report["runs"][0]
     assert report["reached"] == 1 and run["env_steps_to_target"] == 0  # the eval before training
     assert 0 < run["wall_s_to_target"] <= run["elapsed_s"]
+    assert set(run["training"]) == {"episodes", "won", "first_win_env_steps"}
     # Reached, so the final agents were evaluated again, on 3 more episodes.
     assert run["confirm"]["episodes"] == 3 and 0.0 <= run["confirm"]["win_rate"] <= 1.0
     assert {"act", "wait"} <= set(run["timers"]["agents"][0]) and "env" in run["timers"]["env_host"]
