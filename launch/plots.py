@@ -263,12 +263,15 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
     the figure's (default: numbered among `variants`)."""
     styles = setting_styles(variants) if styles is None else styles
     drew = False
+    flat = True  # every curve, each seed's too, at 0 throughout
     bounds = METRICS[metric][2]
     for v, runs in variants.items():
         x, mean, lo, hi = seed_band([_eval_curve(s, metric) for s in runs])
         if x.size == 0:
             continue
         drew = True
+        flat = flat and not any(np.any(np.asarray(_eval_curve(s, metric), float).reshape(-1, 2)[:, 1])
+                                for s in runs)
         n = len([s for s in runs if s.get("eval")])
         ax.plot(x, mean, color=_color(v[0]), ls=_dash(v, styles), ms=3, **_curve_marks(v, styles, x.size),
                 label=f"{label(v)} (n={n})")
@@ -284,6 +287,9 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
             start = [x[-1], np.interp(x[-1], c[:, 0], c[:, 1])]
             tail = np.vstack([start, later])
             ax.plot(tail[:, 0], tail[:, 1], color=_color(v[0]), ls=_dash(v, styles), lw=0.8, alpha=0.6)
+    if drew and flat:  # coinciding lines show only the last one drawn: say that all are there
+        ax.text(0.5, 0.5, "every curve at 0 throughout", transform=ax.transAxes, ha="center",
+                va="center", color="0.45", fontsize=9)
     return drew
 
 

@@ -376,6 +376,21 @@ def test_a_seed_longer_than_the_others_goes_on_as_a_thin_line() -> None:
         plt.close(fig)
 
 
+def test_a_panel_whose_curves_all_stay_at_0_says_so() -> None:
+    plt = pytest.importorskip("matplotlib.pyplot")
+    def run(wins: list[float]) -> dict:
+        return {"eval": [[2000 * i, w, 5.0, 10] for i, w in enumerate(wins)]}
+    a, b = ("independent", None, None, "cpu"), ("experience", 0.01, None, "cpu")
+    for variants, says in (({a: [run([0, 0, 0])] * 2, b: [run([0, 0, 0])]}, True),
+                           ({a: [run([0, 0, 0]), run([0, 0.1, 0])], b: [run([0, 0, 0])]}, False)):
+        fig, ax = plt.subplots()
+        try:
+            assert _curves_panel(ax, variants, str)
+            assert [t.get_text() for t in ax.texts] == (["every curve at 0 throughout"] if says else [])
+        finally:
+            plt.close(fig)
+
+
 def test_shared_legend_only_when_each_method_has_one_label() -> None:
     same = {"3m": {("independent", None, None, "cpu"): [], ("rollout", 1.0, None, "cpu"): []},
             "2s3z": {("rollout", 1.0, None, "cpu"): []}}
