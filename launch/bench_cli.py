@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dwm_net.config import DEFAULT_PRESET
+from dwm_net.config import BASE_PRESET, DEFAULT_PRESET
 from dwm_net.envs.bench import bench_env, machine_info, one_core
 
 from .env_cli import check_scenario
@@ -161,8 +161,6 @@ def _training_wins(t: dict[str, Any]) -> str:
 
 def _speed_probe(seconds: float) -> dict[str, float | str]:
     """`bench train --preset cpu --scenario 2s_vs_1sc` for ``seconds``: the learning core's rates."""
-    from dwm_net.config import BASE_PRESET
-
     _, r = _train_on_one_core(BASE_PRESET, "2s_vs_1sc", seconds)  # restored before any seed starts
     return {"probe": f"bench train --preset {BASE_PRESET} --scenario 2s_vs_1sc --seconds {seconds:g}",
             "wm_updates_per_s": r["wm_updates_per_s"], "ac_updates_per_s": r["ac_updates_per_s"]}

@@ -266,12 +266,13 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
     flat = True  # every curve, each seed's too, at 0 throughout
     bounds = METRICS[metric][2]
     for v, runs in variants.items():
-        x, mean, lo, hi = seed_band([_eval_curve(s, metric) for s in runs])
+        raw = [_eval_curve(s, metric) for s in runs]
+        x, mean, lo, hi = seed_band(raw)
+        curves = [np.asarray(c, float).reshape(-1, 2) for c in raw]  # (points, 2) per seed
         if x.size == 0:
             continue
         drew = True
-        flat = flat and not any(np.any(np.asarray(_eval_curve(s, metric), float).reshape(-1, 2)[:, 1])
-                                for s in runs)
+        flat = flat and not any(np.any(c[:, 1]) for c in curves)
         n = len([s for s in runs if s.get("eval")])
         ax.plot(x, mean, color=_color(v[0]), ls=_dash(v, styles), ms=3, **_curve_marks(v, styles, x.size),
                 label=f"{label(v)} (n={n})")
@@ -279,8 +280,7 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
             ax.fill_between(x, np.clip(lo, *bounds), np.clip(hi, *bounds), color=_color(v[0]), alpha=0.15, lw=0)
         # The mean stops where the shortest seed stops; longer seeds go on as thin lines (a seed
         # that learns late, e.g. in a time-limited `bench learn` run, must not vanish).
-        for s in runs:
-            c = np.asarray(_eval_curve(s, metric), float).reshape(-1, 2)
+        for c in curves:
             if not c.size or c[-1, 0] - x[-1] <= 0.05 * (x[-1] - x[0]):  # ends with the mean, near enough
                 continue
             later = c[c[:, 0] > x[-1]]
