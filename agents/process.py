@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,12 +37,13 @@ import zmq
 
 from agents.agent import Agent
 from agents.checkpoints import latest_checkpoint, save_checkpoint
+from agents.stopflag import StopFlag
 from agents.wire import link_budget
 from comms.budget import Budget
 from comms.ledger import Ledger
 from comms.messages import LEARNER, ActionMsg, Message, SpecMsg, StepMsg, StopMsg
 from comms.metrics import MetricsPublisher
-from comms.rendezvous import ControlClient
+from comms.rendezvous import ControlClient, Stopped
 from comms.security import CurveSetup, KeyRing
 from comms.transport import ZmqTransport
 from dwm_net.config import Config
@@ -57,25 +57,6 @@ log = logging.getLogger(__name__)
 # bounds the delay of heartbeats and of taking in peers' messages.
 LOOP_TICK_S = 0.05
 BUDGET_WINDOW_S = 5.0  # budget use is reported over windows at least this long
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; loops and training rounds look at it at safe points."""
-
-    def __init__(self) -> None:
-        self.set = False
-        self.reason = ""
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.set, self.reason = True, signal.Signals(signum).name
-
-    def __call__(self) -> bool:
-        """`should_stop` for a training round."""
-        return self.set
 
 
 @dataclass(frozen=True)
@@ -129,7 +110,8 @@ class MemberProcess:
             max_items=c.queue_size, max_age_s=c.max_age_s)
         self.control = ControlClient(connect, self.id, ctx=self.ctx, curve=self.curve)
         spec = self.control.register(advertise or self.transport.bound_endpoint,
-                                     timeout_s=register_timeout_s, public_key=public_key)
+                                     timeout_s=register_timeout_s, public_key=public_key,
+                                     should_stop=self.stop)
         if spec.scenario != self.cfg.env.scenario:
             raise RuntimeError(f"{self.key_name}: the env host runs {spec.scenario}, this "
                                f"process's config says {self.cfg.env.scenario}; start both with "
@@ -399,6 +381,9 @@ def run_member(make: Callable[[StopFlag], _Runnable]) -> int:
     try:
         proc.start()
         return proc.run()
+    except Stopped:
+        log.info("stopped on %s while waiting for the env host's spec", stop.reason)
+        return 0
     finally:
         proc.close()
 

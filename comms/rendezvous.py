@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import zmq
 
@@ -31,11 +31,27 @@ from comms.messages import ENV_HOST, MalformedMessage, Message, RegisterMsg, Spe
 from comms.sockets import OwnedSocket
 from comms.transport import CurveSetup, RejectLog
 
-__all__ = ["ControlClient", "RendezvousServer", "register"]
+__all__ = ["ControlClient", "RendezvousServer", "Stopped", "register"]
 
 log = logging.getLogger(__name__)
 
 REGISTER_NOTE_S = 10.0  # a registering member says it is still waiting this often
+# With a `should_stop`, waits poll in slices this long (seconds), so a stop signal that arrives
+# while a process waits for its peers ends the wait within about this, not at the timeout.
+STOP_CHECK_S = 0.1
+
+
+class Stopped(Exception):
+    """A wait for the other members ended because the caller's `should_stop` said so."""
+
+
+def _slice(remaining: float, should_stop: Callable[[], bool] | None) -> float:
+    """How long the next poll of a wait may block (s); raises `Stopped` when asked to stop."""
+    if should_stop is None:
+        return remaining
+    if should_stop():
+        raise Stopped("stopped while waiting for the other members")
+    return min(remaining, STOP_CHECK_S)
 
 
 class RendezvousServer(OwnedSocket):
@@ -74,10 +90,11 @@ class RendezvousServer(OwnedSocket):
     def rejected(self) -> dict[str, int]:
         return dict(self._rejects.counts)
 
-    def serve(self, timeout_s: float) -> dict[int, str]:
+    def serve(self, timeout_s: float, should_stop: Callable[[], bool] | None = None) -> dict[int, str]:
         """Wait for every agent, send each the spec; returns id -> peer-mesh endpoint.
 
-        Raises TimeoutError naming the missing ids if they do not all register in time.
+        Raises TimeoutError naming the missing ids if they do not all register in time, and
+        `Stopped` as soon as ``should_stop()`` is true (checked every `STOP_CHECK_S`).
         """
         deadline = time.monotonic() + timeout_s
         while len(self._regs) < len(self.members):
@@ -86,7 +103,7 @@ class RendezvousServer(OwnedSocket):
                 missing = sorted(self.members - set(self._regs))
                 raise TimeoutError(f"rendezvous at {self.bound_endpoint}: agents {missing} "
                                    f"did not register within {timeout_s:g} s")
-            if self._sock.poll(timeout=max(1, int(remaining * 1000))):
+            if self._sock.poll(timeout=max(1, int(_slice(remaining, should_stop) * 1000))):
                 self._receive_one()
         spec = self._current_spec()
         for address, _ in self._regs.values():
@@ -253,11 +270,12 @@ class ControlClient(OwnedSocket):
     def rejected(self) -> dict[str, int]:
         return dict(self._rejects.counts)
 
-    def register(self, pub_endpoint: str, *, timeout_s: float,
-                 public_key: str | None = None) -> SpecMsg:
+    def register(self, pub_endpoint: str, *, timeout_s: float, public_key: str | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> SpecMsg:
         """Register `pub_endpoint`; returns the spec. Raises TimeoutError (one line, naming the
-        endpoint) if none arrives within `timeout_s`. Other messages before the spec are
-        counted and dropped; those after it are kept for `poll`."""
+        endpoint) if none arrives within `timeout_s`, and `Stopped` as soon as ``should_stop()``
+        is true. Other messages before the spec are counted and dropped; those after it are kept
+        for `poll`."""
         msg = RegisterMsg(sender=self.member_id, agent_id=self.member_id, endpoint=pub_endpoint,
                           public_key=public_key,
                           host={"hostname": socket.gethostname(), "pid": os.getpid()})
@@ -271,7 +289,7 @@ class ControlClient(OwnedSocket):
                 log.info("member %d: still waiting for the spec from %s (%.0f s; the env host "
                          "answers once every member has registered)", self.member_id,
                          self.connect_endpoint, time.monotonic() - started)
-            replies = self.poll(min(remaining, REGISTER_NOTE_S))
+            replies = self.poll(_slice(min(remaining, REGISTER_NOTE_S), should_stop))
             for i, reply in enumerate(replies):
                 if isinstance(reply, SpecMsg):
                     # What came with the spec (the first step) is the caller's: keep it.

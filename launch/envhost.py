@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from agents.process import StopFlag
+from agents.stopflag import StopFlag
 from comms.messages import (
     ENV_HOST,
     LEARNER,
@@ -47,7 +47,7 @@ from comms.messages import (
     StopMsg,
 )
 from comms.metrics import MetricsPublisher
-from comms.rendezvous import RendezvousServer
+from comms.rendezvous import RendezvousServer, Stopped
 from comms.security import CurveSetup, KeyRing
 from dwm_net.config import Config
 from dwm_net.envs import make_env
@@ -132,7 +132,7 @@ class EnvHost:
         self._publish(force=True)
         log.info("env host: %s, %d agents, control channel %s", cfg.env.scenario, self.n_agents,
                  self.server.bound_endpoint)
-        self.server.serve(a.register_timeout_s)
+        self.server.serve(a.register_timeout_s, should_stop=self.stop)
 
     def _load_state(self) -> None:
         try:
@@ -376,6 +376,9 @@ def run_env_host(args: HostArgs) -> int:
     try:
         host.start()
         return host.run()
+    except Stopped:
+        log.info("env host: stopped on %s while waiting for agents to register", stop.reason)
+        return 0
     except TimeoutError as e:
         log.error("env host: %s", e)
         return 1

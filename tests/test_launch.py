@@ -220,6 +220,46 @@ def test_eval_reports_a_win_rate_with_an_interval(tmp_path: Path) -> None:
     assert not_a_run.returncode == 2 and "not a dwm-net run directory" in not_a_run.stderr
 
 
+def test_env_host_process_loads_no_torch() -> None:
+    # The env host only steps the simulator: importing torch would cost it ~1.5 s of CPU at every
+    # start and ~150 MB of memory for nothing (it once did, through `StopFlag`).
+    code = ("import sys, launch.run_cli, launch.envhost; "
+            "assert 'torch' not in sys.modules, 'the env host imports torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.timeout(60)
+def test_a_part_stopped_while_waiting_for_the_others_exits_0_at_once(tmp_path: Path) -> None:
+    # Ctrl-C on an env host still waiting for agents, or on an agent still waiting for its env
+    # host, once had to sit out the 300 s / 120 s registration timeouts.
+    import zmq
+
+    host = start("env-host", "--bind", "tcp://127.0.0.1:0", "--run-dir", str(tmp_path / "host"),
+                 "--preset", "tiny")
+    assert host.stderr is not None
+    while "control channel" not in (line := host.stderr.readline()):
+        assert line, "the env host exited before it listened"
+    ctx = zmq.Context()
+    silent = ctx.socket(zmq.ROUTER)  # an env host that takes the registration and never answers
+    silent.setsockopt(zmq.LINGER, 0)
+    port = silent.bind_to_random_port("tcp://127.0.0.1")
+    agent = start("agent", "--id", "0", "--connect", f"tcp://127.0.0.1:{port}", "--run-dir",
+                  str(tmp_path / "agent"), "--preset", "tiny")
+    try:
+        assert silent.poll(30_000), "the agent never registered"  # it now waits for a spec
+        for part in (host, agent):
+            part.send_signal(signal.SIGINT)
+            t0 = time.monotonic()
+            _, err = part.communicate(timeout=15)
+            assert part.returncode == 0, err
+            assert time.monotonic() - t0 < 5 and "stopped on SIGINT while waiting" in err
+    finally:
+        for part in (host, agent):
+            part.kill()
+        silent.close()
+        ctx.term()
+
+
 def test_print_commands_names_every_process(tmp_path: Path) -> None:
     r = dwm("launch", "--scenario", "3m", "--method", "centralized", "--run-dir", str(tmp_path / "r"),
             "--print-commands")

@@ -9,7 +9,7 @@ import zmq
 
 from comms.codec import encode
 from comms.messages import RegisterMsg, SpecMsg, StopMsg
-from comms.rendezvous import RendezvousServer, register
+from comms.rendezvous import ControlClient, RendezvousServer, Stopped, register
 
 ANY_PORT = "tcp://127.0.0.1:*"
 SPEC = {"scenario": "3m", "obs_dim": 30, "n_actions": 9, "episode_limit": 60,
@@ -86,6 +86,26 @@ def test_serve_times_out_naming_the_missing_agents(ctx: zmq.Context) -> None:
         with pytest.raises(TimeoutError, match=r"agents \[0, 1\]"):
             server.serve(timeout_s=0.1)
     finally:
+        server.close()
+
+
+@pytest.mark.timeout(10)
+def test_a_stop_request_ends_both_waits_long_before_their_timeouts(ctx: zmq.Context) -> None:
+    # A process told to stop (SIGINT) while its peers have not come must not sit out the
+    # 120-300 s registration timeouts: both waits ask `should_stop` between short polls.
+    server = RendezvousServer(ANY_PORT, 2, SPEC, ctx=ctx)
+    client = ControlClient(server.bound_endpoint, 0, ctx=ctx)
+    try:
+        for wait in (lambda stop: server.serve(timeout_s=60, should_stop=stop),
+                     lambda stop: client.register("tcp://127.0.0.1:7000", timeout_s=60, should_stop=stop)):
+            requested = threading.Event()
+            threading.Timer(0.2, requested.set).start()
+            t0 = time.monotonic()
+            with pytest.raises(Stopped):
+                wait(requested.is_set)
+            assert 0.2 <= time.monotonic() - t0 < 2
+    finally:
+        client.close()
         server.close()
 
 
