@@ -973,3 +973,42 @@ def test_zealot_chases_its_target_within_scan_range_then_switches():
     assert snap["target"][2] == -1
     assert snap["y"][2] == pytest.approx(12.0, abs=1e-9)
     assert 13.0 <= snap["x"][2] <= 19.0
+
+
+def test_a_ranged_enemy_drops_a_target_that_leaves_weapon_range_for_one_in_range():
+    """The spec: a target is kept until it dies or leaves the unit's weapon range; only the
+    melee zealot chases within scan range. Enemy marine 3 at (20, 16) has acquired ally 0; ally
+    0 steps to edge 5.30 (out of weapon range 5, inside scan 5.5) while ally 1 stands at edge
+    4.50: the marine switches to ally 1 and shoots it, where it once chased ally 0."""
+    env = make_env("3m", seed=0)
+    env.reset()
+    kill(env, 2, 4, 5)
+    env.set_unit(3, x=20, y=16, cooldown=20)
+    env.set_unit(0, x=20 - 5.65, y=16)
+    env.set_unit(1, x=9, y=12)
+    env.advance_loops(1)
+    assert env.snapshot()["target"][3] == 0
+    env.set_unit(0, x=20 - 6.05, y=16)
+    env.set_unit(1, x=20, y=16 - 5.25)
+    env.set_unit(3, cooldown=0)
+    env.advance_loops(1)
+    snap = env.snapshot()
+    assert snap["target"][3] == 1
+    assert (snap["x"][3], snap["y"][3]) == (20.0, 16.0)  # it did not walk after ally 0
+    assert [tgt for _, src, tgt in env.advance_loops(6) if src == 3] == [1]
+
+
+def test_a_ranged_enemy_still_chases_a_lone_target_out_of_weapon_range():
+    """With no other ally in scan range, acquiring again picks the same unit: the marine
+    follows ally 0 (edge 5.30) instead of standing."""
+    env = make_env("3m", seed=0)
+    env.reset()
+    kill(env, 1, 2, 4, 5)
+    env.set_unit(3, x=20, y=16, cooldown=20)
+    env.set_unit(0, x=20 - 5.65, y=16)
+    env.advance_loops(1)
+    env.set_unit(0, x=20 - 6.05, y=16)
+    env.advance_loops(1)
+    snap = env.snapshot()
+    assert snap["target"][3] == 0
+    assert snap["x"][3] == pytest.approx(20 - 0.140625, abs=1e-9)

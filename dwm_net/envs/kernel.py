@@ -30,6 +30,7 @@ from .units import (
     P_DMG,
     P_HITS,
     P_HPMAX,
+    P_MELEE,
     P_PERIOD,
     P_PROJ,
     P_RADIUS,
@@ -162,13 +163,15 @@ def _acquire(S, P, i):
     """SC2 automatic targeting for enemy unit i: keep a valid target, else the closest in scan.
 
     Every unit on these maps is a threat with attack priority 20 and a valid primary-weapon
-    target, so rules (1)-(3) tie and the closest wins. A target is kept while alive and, for a
-    static unit, within weapon range; a mobile unit chases it while it stays within scan range.
+    target, so rules (1)-(3) tie and the closest wins. A target is kept while alive and within
+    weapon range (the spec's rule); a melee unit (the zealot) chases it while it stays within
+    scan range. A ranged unit whose target steps out of weapon range acquires again: the closest
+    in scan range, which is the same unit (so it chases) unless another is closer.
     """
     t = int(S[i, S_TGT])
     if t >= 0:
         if S[t, S_ALIVE] != 0.0:
-            keep_range = P[i, P_RANGE] if P[i, P_STATIC] > 0.0 else P[i, P_SCAN]
+            keep_range = P[i, P_SCAN] if P[i, P_MELEE] > 0.0 else P[i, P_RANGE]
             if edge_distance(S, P, i, t) <= keep_range + _EPS:
                 return t
         S[i, S_TGT] = -1.0

@@ -34,6 +34,9 @@ class UnitType:
     windup_loops: int  # damage point: loops between starting an attack and its damage
     projectile_speed_s: float  # 0 = the damage applies at the damage point
     static: bool = False  # structures never move
+    # A melee unit keeps chasing its target while it stays in scan range (the spec's zealot); any
+    # other unit drops a target that leaves its weapon range and acquires again (kernel `_acquire`).
+    melee: bool = False
     zerg_regen_s: float = 0.0  # HP per game-second
     shield_regen_s: float = 2.0  # shield per game-second, after the delay
     shield_regen_delay_s: float = 10.0
@@ -49,7 +52,7 @@ class UnitType:
 
 MARINE = UnitType("marine", "T", 45, 0, 0, False, 6, 0, 1, 5, 0.861, 2.25, 0.375, 15, 1, 0.0)
 STALKER = UnitType("stalker", "P", 80, 80, 1, True, 13, 5, 1, 6, 1.87, 2.9531, 0.625, 35, 1, 16.0)
-ZEALOT = UnitType("zealot", "P", 100, 50, 1, False, 8, 0, 2, 0.1, 1.2, 2.25, 0.5, 22, 1, 0.0)
+ZEALOT = UnitType("zealot", "P", 100, 50, 1, False, 8, 0, 2, 0.1, 1.2, 2.25, 0.5, 22, 1, 0.0, melee=True)
 SPINE_CRAWLER = UnitType(
     "spine_crawler", "Z", 300, 0, 2, True, 25, 5, 1, 7, 1.85, 0.0, 1.0, 35, 4, 0.0,
     static=True, zerg_regen_s=0.2734,
@@ -59,8 +62,8 @@ UNIT_TYPES: dict[str, UnitType] = {u.name: u for u in (MARINE, STALKER, ZEALOT, 
 # Columns of the per-unit parameter table the kernel reads (see kernel.py).
 P_HPMAX, P_SHMAX, P_ARMOR, P_ARMORED, P_DMG, P_BONUS, P_HITS, P_RANGE, P_PERIOD = range(9)
 P_SPEED, P_RADIUS, P_WINDUP, P_PROJ, P_STATIC, P_REGEN, P_SHREGEN, P_SHDELAY = range(9, 17)
-P_DLO, P_DHI, P_SCAN = range(17, 20)
-N_PARAMS = 20
+P_DLO, P_DHI, P_SCAN, P_MELEE = range(17, 21)
+N_PARAMS = 21
 
 
 def param_row(u: UnitType) -> np.ndarray:
@@ -80,6 +83,7 @@ def param_row(u: UnitType) -> np.ndarray:
     row[P_DLO] = u.delay_lo_s * LOOPS_PER_SECOND
     row[P_DHI] = u.delay_hi_s * LOOPS_PER_SECOND
     row[P_SCAN] = u.scan_range
+    row[P_MELEE] = float(u.melee)
     return row
 
 
