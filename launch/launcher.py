@@ -35,6 +35,10 @@ from .rundir import CONFIG_FILE, DONE_FILE, read_host_state
 
 STOP_GRACE_S = 4.0  # SIGTERM -> SIGKILL: children get this long to checkpoint and exit
 DONE_GRACE_S = 60.0  # after the env host finished: agents get this long to save and exit
+# An agent (or the learner) that exits 0 has finished: the env host ended the run, and it exits
+# a moment later itself. Only one that exits 0 while the env host still runs this long after is
+# restarted (someone stopped that process alone).
+FINISHED_GRACE_S = 15.0
 PLAIN_EVERY_S = 10.0  # --no-live: one status line this often
 PARENT_ENV = "DWM_NET_PARENT_PID"
 
@@ -56,6 +60,7 @@ class Child:
     restarts: int = 0
     status: str = "starting"
     log_file: IO[bytes] | None = field(default=None, repr=False)
+    exited_ok_at: float | None = None  # monotonic time it was first seen exited with code 0
 
     @property
     def name(self) -> str:
@@ -69,6 +74,7 @@ class Child:
         self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.status = "running"
+        self.exited_ok_at = None
 
     def poll(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -203,6 +209,13 @@ class Launcher:
             code = child.poll()
             if code is None:
                 continue
+            if code == 0:  # finished: the env host is about to exit too (see FINISHED_GRACE_S)
+                now_s = time.monotonic()
+                if child.exited_ok_at is None:
+                    child.exited_ok_at = now_s
+                    self.state.set_status(child.member, "exited 0")
+                if now_s - child.exited_ok_at < FINISHED_GRACE_S:
+                    continue
             if child.restarts >= self.args.max_restarts:
                 deaths = child.restarts + 1
                 self.fail(f"{child.name} died {deaths} time{'s' if deaths > 1 else ''} (last exit "

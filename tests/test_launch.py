@@ -270,3 +270,36 @@ def test_print_commands_names_every_process(tmp_path: Path) -> None:
     assert sum("dwm-net learner" in ln for ln in lines) == 1
     assert "share.method=centralized" in r.stdout and "env.scenario=3m" in r.stdout
     assert not (tmp_path / "r").exists()  # printing starts nothing and writes nothing
+
+
+@pytest.mark.timeout(30)
+def test_an_agent_that_exits_0_is_not_restarted_while_the_env_host_finishes(tmp_path: Path) -> None:
+    # The env host sends stop, the agents save and exit 0 a moment before the host itself
+    # exits: such an agent has finished. Restarting it (as once happened under load) left a
+    # fresh agent waiting for a host that was gone, and the run hung for DONE_GRACE_S.
+    from dwm_net.config import Config
+    from launch.launcher import FINISHED_GRACE_S, Child, LaunchArgs, Launcher
+
+    launcher = Launcher(LaunchArgs(cfg=Config(), run_dir=tmp_path, n_agents=1))
+    host = Child("env-host", -1, [PY, "-c", "import sys; sys.stdin.read()"], tmp_path / "host.log")
+    agent = Child("agent", 0, [PY, "-c", "pass"], tmp_path / "agent.log")
+    host.proc = subprocess.Popen(host.argv, stdin=subprocess.PIPE)  # alive until its stdin closes
+    agent.start()
+    assert agent.proc is not None and agent.proc.wait(timeout=20) == 0
+    launcher.children = [host, agent]
+    try:
+        first = agent.proc
+        assert launcher._check_children() is None
+        assert agent.restarts == 0 and agent.proc is first
+        # Still exited 0 with the env host running long after: stopped alone, so restarted.
+        assert agent.exited_ok_at is not None
+        agent.exited_ok_at -= FINISHED_GRACE_S + 1
+        assert launcher._check_children() is None
+        assert agent.restarts == 1 and agent.proc is not first and agent.exited_ok_at is None
+    finally:
+        assert host.proc.stdin is not None
+        host.proc.stdin.close()
+        host.proc.wait(timeout=10)
+        if agent.proc is not None:
+            agent.proc.wait(timeout=20)
+        agent.close()
