@@ -16,6 +16,8 @@ from comms.codec import decode, encode
 from comms.ledger import Clock
 from comms.messages import MalformedMessage, MetricsMsg
 from comms.sockets import OwnedSocket
+from comms.sockets import bind as bind_socket
+from comms.sockets import connect as connect_socket
 from comms.transport import RejectLog
 
 __all__ = ["MetricsPublisher", "MetricsSubscriber"]
@@ -38,13 +40,16 @@ class MetricsPublisher(OwnedSocket):
         self.min_interval_s = min_interval_s
         self._clock = clock
         super().__init__(zmq.PUB, ctx)
-        if bind is not None:
-            self._sock.bind(bind)
-            self.bound_endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
-        else:
-            assert connect is not None
-            self._sock.connect(connect)
-            self.bound_endpoint = connect
+        try:
+            if bind is not None:
+                self.bound_endpoint: str = bind_socket(self._sock, bind)
+            else:
+                assert connect is not None
+                connect_socket(self._sock, connect)
+                self.bound_endpoint = connect
+        except BaseException:
+            self.close()
+            raise
         self._last_sent: dict[int, float] = {}
         self._pending: dict[int, Values] = {}
         self._seq: dict[int, int] = {}
@@ -88,12 +93,15 @@ class MetricsSubscriber(OwnedSocket):
         super().__init__(zmq.SUB, ctx)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        for endpoint in connect_endpoints:
-            self._sock.connect(endpoint)
         self.bound_endpoint: str | None = None
-        if bind is not None:  # the collector end: publishers connect to it
-            self._sock.bind(bind)
-            self.bound_endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        try:
+            for endpoint in connect_endpoints:
+                connect_socket(self._sock, endpoint)
+            if bind is not None:  # the collector end: publishers connect to it
+                self.bound_endpoint = bind_socket(self._sock, bind)
+        except BaseException:
+            self.close()
+            raise
         self._rejects = RejectLog("metrics subscriber", log)
 
     @property

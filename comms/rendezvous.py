@@ -28,7 +28,8 @@ import zmq
 
 from comms.codec import decode, encode
 from comms.messages import ENV_HOST, MalformedMessage, Message, RegisterMsg, SpecMsg
-from comms.sockets import OwnedSocket
+from comms.sockets import OwnedSocket, bind
+from comms.sockets import connect as connect_socket
 from comms.transport import CurveSetup, RejectLog
 
 __all__ = ["ControlClient", "RendezvousServer", "Stopped", "register"]
@@ -61,7 +62,7 @@ class RendezvousServer(OwnedSocket):
     n_actions, episode_limit, extra); n_agents, peers and peer_keys come from registrations.
     """
 
-    def __init__(self, bind: str, n_agents: int, spec_fields: dict, *,
+    def __init__(self, bind_endpoint: str, n_agents: int, spec_fields: dict, *,
                  ctx: zmq.Context | None = None, curve: CurveSetup | None = None,
                  extra_members: Collection[int] = ()) -> None:
         if n_agents < 1:
@@ -71,10 +72,13 @@ class RendezvousServer(OwnedSocket):
         self._spec_fields = dict(spec_fields)
         self._spec(peers={}, keys={})  # fail now, not after every agent registered
         super().__init__(zmq.ROUTER, ctx)
-        if curve is not None:
-            curve.apply_server(self._sock)
-        self._sock.bind(bind)
-        self.bound_endpoint: str = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        try:
+            if curve is not None:
+                curve.apply_server(self._sock)
+            self.bound_endpoint: str = bind(self._sock, bind_endpoint)
+        except BaseException:
+            self.close()  # else the caller's context could never terminate
+            raise
         self._regs: dict[int, tuple[bytes, RegisterMsg]] = {}  # id -> (reply address, msg)
         self._by_address: dict[bytes, int] = {}
         self._restarts: list[int] = []
@@ -256,7 +260,7 @@ class ControlClient(OwnedSocket):
         try:
             if curve is not None:
                 curve.apply_client(self._sock, ENV_HOST)
-            self._sock.connect(connect)
+            connect_socket(self._sock, connect)
         except BaseException:
             self.close()
             raise

@@ -1,8 +1,45 @@
-"""A socket that owns its context when it made one: the shape shared by small comms endpoints."""
+"""A socket that owns its context when it made one (the shape shared by small comms endpoints),
+and bind / connect that turn ZeroMQ's refusals into one line naming the endpoint and the fix."""
 
 from __future__ import annotations
 
+import errno
+
 import zmq
+
+
+class EndpointError(ValueError):
+    """ZeroMQ refused to bind or connect an endpoint; the message names it and the fix."""
+
+
+def _explain(op: str, endpoint: str, e: zmq.ZMQError) -> str:
+    if e.errno == errno.EADDRINUSE:
+        return (f"cannot bind {endpoint}: the address is already in use; choose another port, or "
+                f"stop the process that holds it")
+    if e.errno == errno.EADDRNOTAVAIL or e.errno == errno.ENODEV:
+        return (f"cannot bind {endpoint}: this machine has no such address; bind one of its own "
+                f"addresses, or tcp://0.0.0.0:PORT for all of them")
+    if e.errno in (errno.EINVAL, zmq.EPROTONOSUPPORT):
+        return f"cannot {op} {endpoint!r}: not a ZeroMQ endpoint; write it as tcp://HOST:PORT"
+    return f"cannot {op} {endpoint}: {e.strerror}"
+
+
+def bind(sock: zmq.Socket, endpoint: str) -> str:
+    """``sock.bind(endpoint)``; returns the endpoint actually bound (a ``*`` port resolved).
+    Raises `EndpointError` instead of ZeroMQ's bare errno text."""
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as e:
+        raise EndpointError(_explain("bind", endpoint, e)) from None
+    return sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+
+def connect(sock: zmq.Socket, endpoint: str) -> None:
+    """``sock.connect(endpoint)``, raising `EndpointError` for an endpoint ZeroMQ refuses."""
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as e:
+        raise EndpointError(_explain("connect to", endpoint, e)) from None
 
 
 class OwnedSocket:

@@ -48,6 +48,9 @@ from comms.codec import _encode, _wire_size_of_bytes, decode, encode, payload_si
 from comms.ledger import Clock, Ledger, link_name
 from comms.messages import HeartbeatMsg, MalformedMessage, Message
 from comms.security import warn_if_insecure
+from comms.sockets import EndpointError
+from comms.sockets import bind as bind_socket
+from comms.sockets import connect as connect_socket
 
 __all__ = ["CurveSetup", "InProcHub", "InProcTransport", "PeerState", "RejectLog", "Transport",
            "ZmqTransport", "hello_topic"]
@@ -408,8 +411,7 @@ class ZmqTransport(_Core):
             self._sub.setsockopt(zmq.SUBSCRIBE, hello_topic(agent_id))
             if curve is not None:
                 curve.apply_server(self._pub)
-            self._pub.bind(bind)
-            self._endpoint = self._pub.getsockopt(zmq.LAST_ENDPOINT).decode()
+            self._endpoint = bind_socket(self._pub, bind)
             self._poller = zmq.Poller()
             self._poller.register(self._pub, zmq.POLLIN)
             self._poller.register(self._sub, zmq.POLLIN)
@@ -432,7 +434,12 @@ class ZmqTransport(_Core):
                 self._sub.disconnect(self._connected[pid])
             if self._curve is not None:
                 self._curve.apply_client(self._sub, pid)
-            self._sub.connect(endpoint)
+            try:
+                connect_socket(self._sub, endpoint)
+            except EndpointError as e:  # a peer that advertised garbage: not ours to crash on
+                self._rejects.reject("bad_endpoint", f"peer {pid}: {e}")
+                self._connected.pop(pid, None)
+                continue
             self._connected[pid] = endpoint
             self._expected.add(pid)
 

@@ -21,7 +21,7 @@ import typer
 
 from dwm_net.config import DEFAULT_PRESET, PRESETS, SCENARIOS, Config, ConfigError, load_config, replace, to_dict
 
-from .errors import fail
+from .errors import fail, non_negative
 from .rundir import (
     RunDirError,
     default_run_dir,
@@ -96,6 +96,23 @@ def _check_backend(cfg: Config) -> None:
             fail(reason.splitlines()[0])
 
 
+def _make_run_dir(run_dir: Path) -> None:
+    """Create the run directory now: a path that is a file or cannot be made is one line."""
+    if run_dir.exists() and not run_dir.is_dir():
+        fail(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"cannot create run directory {run_dir} ({e.strerror or e}); choose another --run-dir")
+
+
+def _write_config(run_dir: Path, cfg: Config) -> None:
+    try:
+        write_config(run_dir, cfg)
+    except OSError as e:
+        fail(f"cannot write {run_dir / 'config.json'} ({e.strerror or e}); choose another --run-dir")
+
+
 def _check_keys(keys: Path | None) -> None:
     if keys is not None and not keys.is_dir():
         fail(f"key directory {keys} not found; create one with `dwm-net keys generate {keys}`")
@@ -138,11 +155,9 @@ def launch(
     if print_commands:
         typer.echo(commands_text(cfg, run_dir, n, keys))
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume is None or not (run_dir / "config.json").exists():
-        write_config(run_dir, cfg)
-    elif steps is not None:
-        write_config(run_dir, cfg)  # a resumed run may be extended
+    _make_run_dir(run_dir)
+    if resume is None or not (run_dir / "config.json").exists() or steps is not None:
+        _write_config(run_dir, cfg)  # a resumed run may be extended (--steps)
     launcher = Launcher(LaunchArgs(cfg, run_dir, n, keys=keys, live=not no_live and use_live(sys.stdout),
                                    max_restarts=max_restarts))
     raise typer.Exit(launcher.run())
@@ -214,10 +229,16 @@ def _part_config(config: Path | None, preset: str | None, file: Path | None, set
 
 def _run_part(main: Callable[[], int]) -> NoReturn:
     """Run a part's main with logging on stderr; a part that cannot start (no env host
-    answering, a mismatched scenario) logs one line and exits 1."""
+    answering, a mismatched scenario) logs one line and exits 1; an endpoint it cannot bind or
+    connect (a port in use, no tcp://) is a usage error: one line, exit 2."""
+    from comms.sockets import EndpointError
+
     _setup_logging()
     try:
         code = main()
+    except EndpointError as e:
+        logging.getLogger("dwm_net").error("%s", e)
+        code = 2
     except (TimeoutError, RuntimeError) as e:
         logging.getLogger("dwm_net").error("%s", e)
         code = 1
@@ -242,9 +263,9 @@ def env_host(
                        method=method, beta=beta, budget=budget, steps=steps, seed=seed,
                        eval_every=eval_every, eval_episodes=eval_episodes)
     _check_backend(cfg)
+    _make_run_dir(run_dir)
     if config is None and not (run_dir / "config.json").exists():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, cfg)
+        _write_config(run_dir, cfg)
     _run_part(lambda: run_env_host(HostArgs(cfg, bind, run_dir, metrics=metrics, keys=keys,
                                             agent_timeout_s=agent_timeout)))
 
@@ -269,6 +290,7 @@ def agent(
     n = n_agents_of(cfg.env.scenario)
     if agent_id >= n:
         fail(f"--id {agent_id} is out of range: {cfg.env.scenario} has agents 0..{n - 1}")
+    _make_run_dir(run_dir)
     _run_part(lambda: run_agent(AgentArgs(cfg, agent_id, connect, run_dir, bind=bind,
                                           advertise=advertise, metrics=metrics, keys=keys)))
 
@@ -293,6 +315,7 @@ def learner(
                        eval_every=eval_every, eval_episodes=eval_episodes)
     if cfg.share.method != "centralized":
         fail(f"the learner only runs with --method centralized (this config says {cfg.share.method})")
+    _make_run_dir(run_dir)
     _run_part(lambda: run_learner(LearnerArgs(cfg, connect, run_dir, bind=bind, advertise=advertise,
                                               metrics=metrics, keys=keys)))
 
@@ -301,7 +324,7 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run directory")],
     checkpoint: Annotated[Optional[str], typer.Option(help="step-<N> or N (default: the latest)")] = None,
     episodes: Annotated[int, typer.Option(min=1, help="greedy episodes")] = 100,
-    seed: Annotated[int, typer.Option(help="env seed of the evaluation")] = 12345,
+    seed: Annotated[int, typer.Option(callback=non_negative("--seed"), help="env seed of the evaluation")] = 12345,
     render: Annotated[Optional[Path], typer.Option(help="also draw one episode to this .gif")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:

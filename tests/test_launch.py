@@ -303,3 +303,18 @@ def test_an_agent_that_exits_0_is_not_restarted_while_the_env_host_finishes(tmp_
         if agent.proc is not None:
             agent.proc.wait(timeout=20)
         agent.close()
+
+
+@pytest.mark.timeout(60)
+def test_an_endpoint_in_use_or_without_tcp_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for args, text in ((["env-host", "--bind", f"tcp://127.0.0.1:{port}"], "already in use"),
+                           (["agent", "--id", "0", "--connect", "host:5555"], "write it as tcp://HOST:PORT")):
+            out = dwm(*args, "--run-dir", str(tmp_path / "run"), "--preset", "tiny", timeout=40)
+            assert out.returncode == 2 and text in out.stderr, out.stderr
+            assert "Traceback" not in out.stderr

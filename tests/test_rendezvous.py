@@ -183,3 +183,29 @@ def test_restart_replaces_the_endpoint_and_bad_input_is_counted(ctx: zmq.Context
 def test_bad_spec_fields_fail_at_construction(ctx: zmq.Context) -> None:
     with pytest.raises(TypeError):
         RendezvousServer(ANY_PORT, 2, {"scenario": "3m"}, ctx=ctx)
+
+
+@pytest.mark.timeout(20)
+def test_a_control_endpoint_that_cannot_be_bound_is_one_line_and_leaves_no_socket_open() -> None:
+    # A port in use once printed ZeroMQ's traceback and then hung: the failed ROUTER stayed
+    # open, so the env host's context could never terminate.
+    from comms.sockets import EndpointError
+
+    held = zmq.Context()
+    holder = held.socket(zmq.ROUTER)
+    holder.setsockopt(zmq.LINGER, 0)
+    port = holder.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        for endpoint, text in ((f"tcp://127.0.0.1:{port}", "already in use"), ("127.0.0.1:5996", "tcp://HOST:PORT")):
+            own = zmq.Context()
+            with pytest.raises(EndpointError, match=text) as info:
+                RendezvousServer(endpoint, 2, SPEC, ctx=own)
+            assert "\n" not in str(info.value)
+            own.term()  # blocks forever if the failed ROUTER were left open
+        own = zmq.Context()
+        with pytest.raises(EndpointError, match="tcp://HOST:PORT"):
+            ControlClient("host:5555", 0, ctx=own)
+        own.term()
+    finally:
+        holder.close()
+        held.term()

@@ -20,6 +20,7 @@ from comms.budget import Budget, parse_budget
 from comms.codec import encode
 from comms.ledger import Ledger
 from comms.messages import ExperienceMsg, Message, StopMsg
+from comms.sockets import EndpointError
 from comms.transport import InProcHub, InProcTransport, ZmqTransport, hello_topic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -414,7 +415,7 @@ def test_zmq_close_is_idempotent_and_owns_its_context() -> None:
 def test_zmq_failed_bind_closes_what_it_opened(ctx: zmq.Context) -> None:
     a = ZmqTransport(0, ANY_PORT, {}, UNLIMITED, ctx=ctx)
     try:
-        with pytest.raises(zmq.ZMQError):
+        with pytest.raises(EndpointError, match="already in use; choose another port"):
             # Its own context: close() would hang in term() on a socket left open.
             ZmqTransport(1, a.bound_endpoint, {}, UNLIMITED)
     finally:
@@ -557,3 +558,20 @@ def eval_json(line: str) -> dict:
     import json
 
     return json.loads(line)
+
+
+@pytest.mark.timeout(20)
+def test_zmq_a_peer_that_advertised_garbage_is_rejected_not_fatal(ctx: zmq.Context) -> None:
+    # An endpoint comes from a peer's registration: a typo in its --advertise (or a hostile
+    # frame) must not crash the agents that connect to it.
+    agents = mesh(ctx, 2)
+    try:
+        agents[0].connect_peers({2: "not an endpoint"})
+        assert agents[0].stats()["rejected"] == {"bad_endpoint": 1}
+        assert agents[0].wait_for_peers(5)  # it does not wait for the peer it could not reach
+        assert agents[0].send(experience(0, 0))
+        assert [m.seq for m in exchange(agents, 5, {1: 1})[1]] == [0]
+    finally:
+        for a in agents:
+            a.close()
+
