@@ -251,13 +251,15 @@ class Agent:
                 self._send(msg, score)
 
     def _feed_learner(self, episode: dict[str, np.ndarray]) -> None:
-        """Every step of the episode to the learner, in disjoint chunks (the last may be short)."""
+        """Every step of the episode to the learner, in disjoint chunks (the last may be short)
+        that say where they lie in it, so the learner joins them back (`wire.EpisodeJoiner`)."""
         length, t = len(episode["action"]), self.cfg.share.chunk_len
         for start in range(0, length, t):
             chunk = {k: v[start:start + t] for k, v in episode.items()}
             self._send(experience_msg(chunk, sender=self.agent_id, seq=self._next_seq(),
                                       step=self.counters["env_steps"], score=0.0,
-                                      float16=self.cfg.comms.float16), 0.0)
+                                      float16=self.cfg.comms.float16, t0=start,
+                                      ends=start + t >= length), 0.0)
 
     def _share_rollouts(self, traj: Trajectory) -> None:
         scores = self.learner.ac.critic_losses(traj)  # (N,)

@@ -31,7 +31,7 @@ import torch
 from agents.checkpoints import latest_checkpoint, save_checkpoint
 from agents.learner import DreamerLearner
 from agents.process import LOOP_TICK_S, MemberProcess, StopFlag, run_member
-from agents.wire import WireError, acting_params, experience_from_msg
+from agents.wire import EpisodeJoiner, WireError, acting_params, experience_from_msg
 from comms.budget import Budget
 from comms.messages import (
     LEARNER,
@@ -91,6 +91,8 @@ class LearnerProcess(MemberProcess):
                             episode_limit=spec.episode_limit)
         seed_everything(derive_seed(cfg.run.seed, 0, "learner-process"))
         self.learner = DreamerLearner(cfg, self.spec, init_seed=derive_seed(cfg.run.seed, 0, "init"))
+        learner = self.learner
+        self.joiner = EpisodeJoiner(lambda chunk: learner.replay.add_chunk(**chunk))
         folder = latest_checkpoint(learner_dir(a.run_dir))
         if folder is not None:
             self._load(folder)
@@ -132,7 +134,7 @@ class LearnerProcess(MemberProcess):
             except WireError as e:
                 self.rejected[e.reason] = self.rejected.get(e.reason, 0) + 1
                 continue
-            self.learner.replay.add_chunk(**chunk)
+            self.joiner.add(msg, chunk)
             self.steps_received += len(chunk["action"])
             self.episodes.add((msg.sender, msg.step))
 
@@ -190,6 +192,7 @@ class LearnerProcess(MemberProcess):
 
     def checkpoint(self) -> None:
         assert self.learner is not None
+        self.joiner.flush()  # an episode held in part goes into the saved replay
         save_checkpoint(learner_dir(self.args.run_dir), self.steps_received, self._save)
         self._last_ckpt = self.steps_received
 

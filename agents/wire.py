@@ -10,7 +10,7 @@ H + 1 latent states, exactly as the `Trajectory` it came from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -63,13 +63,14 @@ def link_budget(c: CommsConfig) -> Budget:
 # --- experience ---------------------------------------------------------------------------------
 
 def experience_msg(chunk: Mapping[str, np.ndarray], *, sender: int, seq: int, step: int,
-                   score: float, float16: bool) -> ExperienceMsg:
+                   score: float, float16: bool, t0: int = 0, ends: bool = True) -> ExperienceMsg:
     """One real chunk (obs (T, D), action (T,), reward (T,), term (T,), avail (T, A)) in its
-    compact wire form (bits for avail, smallest ints for actions, optional float16 obs)."""
+    compact wire form (bits for avail, smallest ints for actions, optional float16 obs).
+    ``t0``/``ends``: where it lies in its episode (defaults: a standalone window)."""
     arrays = compact_experience(chunk["obs"], chunk["action"], chunk["reward"], chunk["term"],
                                 chunk["avail"], float16=float16)
     return ExperienceMsg(sender=sender, seq=seq, step=step, n_actions=int(chunk["avail"].shape[-1]),
-                         score=float(score), **arrays)
+                         score=float(score), t0=int(t0), ends=bool(ends), **arrays)
 
 
 def experience_from_msg(msg: ExperienceMsg, spec: EnvSpec) -> dict[str, np.ndarray]:
@@ -78,6 +79,7 @@ def experience_from_msg(msg: ExperienceMsg, spec: EnvSpec) -> dict[str, np.ndarr
     _check(msg.n_actions == spec.n_actions, "spec", f"n_actions {msg.n_actions} != {spec.n_actions}")
     t = msg.actions.shape[0]
     _check(t >= 1 and msg.obs.shape == (t, spec.obs_dim), "shape", f"obs {msg.obs.shape}, D={spec.obs_dim}")
+    _check(msg.t0 >= 0, "range", f"t0 {msg.t0} < 0")
     term = msg.terms.astype(bool)
     first = np.zeros(t, bool)
     first[0] = True
@@ -85,6 +87,53 @@ def experience_from_msg(msg: ExperienceMsg, spec: EnvSpec) -> dict[str, np.ndarr
     return {"obs": _finite("obs", msg.obs), "action": _actions(msg.actions, spec.n_actions),
             "reward": _finite("rewards", msg.rewards), "term": term,
             "avail": _avail(msg.avail, t, spec.n_actions), "first": first}
+
+
+class EpisodeJoiner:
+    """Joins each sender's consecutive experience chunks back into whole episodes.
+
+    An agent feeding the centralized learner sends every episode as chunks of `share.chunk_len`
+    steps (`ExperienceMsg.t0` / `ends` say where each lies). Stored one by one, every chunk
+    would start a new segment: the RSSM state reset every `chunk_len` steps inside an episode
+    and the return-to-go known only in the last chunk. So a sender's chunks are held until its
+    episode's last one arrives and then stored as one segment (`store`, `EpisodeReplay.add_chunk`
+    arguments). A chunk that does not follow on (a lost message) ends what is held: that part is
+    stored, and the chunk starts a new segment (its state resets, as it must without the steps
+    before it). Chunks of different senders may interleave freely.
+    """
+
+    def __init__(self, store: Callable[[dict[str, np.ndarray]], None]) -> None:
+        self._store = store
+        self._held: dict[int, tuple[int, int, list[dict[str, np.ndarray]]]] = {}  # sender -> (step, next t0, parts)
+
+    def add(self, msg: ExperienceMsg, chunk: dict[str, np.ndarray]) -> None:
+        """``chunk``: `experience_from_msg(msg, ...)`."""
+        parts = [chunk]
+        held = self._held.pop(msg.sender, None)
+        if held is not None:
+            step, next_t0, earlier = held
+            if msg.t0 > 0 and (msg.step, msg.t0) == (step, next_t0):
+                chunk["first"][0] = earlier[-1]["term"][-1]  # no reset inside the episode
+                parts = [*earlier, chunk]
+            else:
+                self._join(earlier)
+        if msg.ends:
+            self._join(parts)
+        else:
+            self._held[msg.sender] = (msg.step, msg.t0 + len(chunk["action"]), parts)
+
+    def flush(self) -> None:
+        """Store every episode still held in part (before a checkpoint)."""
+        held, self._held = self._held, {}
+        for _, _, parts in held.values():
+            self._join(parts)
+
+    @property
+    def held_steps(self) -> int:
+        return sum(len(p["action"]) for _, _, parts in self._held.values() for p in parts)
+
+    def _join(self, parts: list[dict[str, np.ndarray]]) -> None:
+        self._store({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 
 # --- rollouts -----------------------------------------------------------------------------------
@@ -166,6 +215,7 @@ def load_acting_params(msg: ParamsMsg, wm: torch.nn.Module, actor: torch.nn.Modu
 
 __all__ = [
     "ACTOR_UPDATES",
+    "EpisodeJoiner",
     "WireError",
     "acting_params",
     "experience_from_msg",

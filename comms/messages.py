@@ -155,7 +155,7 @@ class ExperienceMsg(Message):
     """
 
     KIND: ClassVar[str] = "experience"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     obs: np.ndarray = array("f", "(T, D)")
     actions: np.ndarray = array("ui", "(T,)")
@@ -165,6 +165,12 @@ class ExperienceMsg(Message):
     latents: np.ndarray | None = array("u", "(T, C)", optional=True)  # class indices
     n_actions: int
     score: float = 0.0  # the sharing score that let it through the gate
+    # v2: where the chunk lies in its episode, so a receiver can join consecutive chunks of one
+    # sender back into the episode (the centralized learner does): `t0` its first step's index
+    # in the episode (0: it starts one), `ends` whether nothing of the episode follows it.
+    # The defaults describe a standalone window (what a v1 sender's chunks are).
+    t0: int = 0
+    ends: bool = True
 
 
 @message

@@ -503,3 +503,54 @@ def test_agent_survives_malformed_and_misshaped_messages() -> None:
     assert counts["received/experience"] == counts["received/rollout"] == 1
     assert transports[0].stats()["rejected"] == {"malformed": 1}
     assert counts["shared_size"] == 4 and counts["imagined_size"] == 1
+
+
+def _episode(length: int, obs_dim: int, n_actions: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    term = np.zeros(length, bool)
+    term[-1] = True
+    return {"obs": rng.standard_normal((length, obs_dim)).astype(np.float32),
+            "action": rng.integers(0, n_actions, length), "reward": rng.random(length).astype(np.float32),
+            "term": term, "avail": np.ones((length, n_actions), bool)}
+
+
+def test_the_centralized_learner_joins_each_senders_chunks_back_into_whole_episodes() -> None:
+    # Stored chunk by chunk, a 50-step episode became three segments: the RSSM state reset at
+    # steps 20 and 40 and the return-to-go was known only for the last 10 steps.
+    from agents.wire import EpisodeJoiner, experience_from_msg, experience_msg
+    from dwm_net.learning.replay import EpisodeReplay
+    from dwm_net.learning.types import EnvSpec
+
+    spec = EnvSpec(obs_dim=5, n_actions=4, n_agents=2, episode_limit=100)
+    replay = EpisodeReplay(1000, spec.obs_dim, spec.n_actions, gamma=0.9)
+    joiner = EpisodeJoiner(lambda chunk: replay.add_chunk(**chunk))
+    episodes = {sender: _episode(50, spec.obs_dim, spec.n_actions, sender) for sender in (0, 1)}
+
+    def msgs(sender: int, skip: int | None = None) -> list[ExperienceMsg]:
+        ep = episodes[sender]
+        return [experience_msg({k: v[s:s + 20] for k, v in ep.items()}, sender=sender, seq=i, step=50,
+                               score=0.0, float16=False, t0=s, ends=s + 20 >= 50)
+                for i, s in enumerate(range(0, 50, 20)) if i != skip]
+
+    zero, one = msgs(0), msgs(1)
+    for msg in [zero[0], one[0], one[1], zero[1], zero[2], one[2]]:  # the senders interleave
+        joiner.add(msg, experience_from_msg(msg, spec))
+    assert joiner.held_steps == 0 and len(replay) == 100
+    state = replay.state_dict()
+    assert np.flatnonzero(state["first"]).tolist() == [0, 50]  # one segment per episode
+    assert not np.isnan(state["ret"]).any()  # both ended in replay: every return-to-go known
+    for seg, sender in ((0, 0), (50, 1)):  # in the order the episodes ended
+        np.testing.assert_array_equal(state["action"][seg:seg + 50], episodes[sender]["action"])
+
+    # A lost middle chunk: what came before is stored, the chunk after starts a new segment.
+    lossy = EpisodeReplay(1000, spec.obs_dim, spec.n_actions, gamma=0.9)
+    joiner = EpisodeJoiner(lambda chunk: lossy.add_chunk(**chunk))
+    for msg in msgs(0, skip=1):
+        joiner.add(msg, experience_from_msg(msg, spec))
+    assert len(lossy) == 30 and np.flatnonzero(lossy.state_dict()["first"]).tolist() == [0, 20]
+    # An episode held in part is stored by flush (before a checkpoint).
+    first_only = msgs(1)[0]
+    joiner.add(first_only, experience_from_msg(first_only, spec))
+    assert joiner.held_steps == 20 and len(lossy) == 30
+    joiner.flush()
+    assert joiner.held_steps == 0 and len(lossy) == 50
