@@ -231,6 +231,11 @@ class ModelConfig(_Section):
     # reward head's correlation with true reward (predicted as in imagination) was 0.68/0.84/0.83/
     # 0.85 at 500/1000/1500/2000 updates vs 0.55/0.73/0.71/0.84 summed, with lower obs loss.
     kl_average: bool = True
+    # Weight of the action decoder's loss (paper eq. 1: a_t from (h_t, z_t), a categorical NLL,
+    # trained like the observation decoder on the agent's own data only); 0 = no action decoder.
+    # `paper` and `mamba` have it (1). `cpu` and `explore` leave it out: every measurement of
+    # theirs (docs/PERFORMANCE.md, RESULTS.md) was made without it, and none with it yet.
+    action_decoder: float = _f(0.0, ">=0")
 
 
 @dataclass(frozen=True)
@@ -456,7 +461,8 @@ PRESETS: dict[str, Preset] = {
         {
             "model": {"hidden": 256, "layers": 2, "deter": 256, "n_categoricals": 32, "n_classes": 32,
                       "embed": 256, "kl_balance": 0.8, "kl_scale": 1.0, "free_nats": 0.0,
-                      "kl_average": False},  # DreamerV2 sums the KL over the categoricals
+                      "kl_average": False,  # DreamerV2 sums the KL over the categoricals
+                      "action_decoder": 1.0},  # eq. 1's action decoder
             "train": {"seq_len": 20, "horizon": 15, "capacity": 250_000, "wm_epochs": 5, "ac_epochs": 4,
                       "ppo_epochs": 5, "batch_size": 40, "entropy": 0.01, "entropy_decay": 0.99998,
                       "grad_clip_wm": 100.0, "grad_clip_policy": 20.0,
@@ -484,7 +490,7 @@ PRESETS: dict[str, Preset] = {
         {
             "model": {"hidden": 256, "layers": 2, "deter": 256, "n_categoricals": 32, "n_classes": 32,
                       "embed": 256, "kl_balance": 0.8, "kl_scale": 1.0, "free_nats": 0.0,
-                      "kl_average": True},
+                      "kl_average": True, "action_decoder": 1.0},
             "train": {"seq_len": 50, "batch_size": 40, "horizon": 15, "capacity": 500_000,
                       "wm_epochs": 1, "ac_epochs": 1, "ppo_epochs": 5,
                       "lr_wm": 2e-4, "lr_actor": 5e-4, "lr_critic": 5e-4, "gamma": 0.99, "lam": 0.95,
@@ -497,7 +503,8 @@ PRESETS: dict[str, Preset] = {
     # The dataclass defaults: half-width nets, 16x16 latents, batch 16, 4 world-model steps and one
     # imagination batch per round, so two agent processes on 2 CPU cores learn 2s_vs_1sc in
     # minutes. Learning rates are MAMBA's (the paper's 1e-6 actor rate is too slow for short runs).
-    "cpu": Preset("sized to learn on 2 CPU cores in minutes (hidden 128, 16x16 latents); the paper's algorithm", {}),
+    "cpu": Preset("sized to learn on 2 CPU cores in minutes (hidden 128, 16x16 latents); the paper's algorithm "
+                  "without the action decoder", {}),
     # The default (DEFAULT_PRESET): `cpu` plus the off-by-default options that got 2s_vs_1sc's
     # retreat learned within 15 minutes (docs/PERFORMANCE.md, "Self-imitation of whole-episode
     # returns": 5 of 9 experience-sharing seeds, against 0 of 6 with `cpu`): exploration noise on

@@ -211,36 +211,59 @@ def test_presets_sum_or_average_the_kl_as_their_sources_do() -> None:
     assert load_config("mamba").model.kl_average is True  # MAMBA state_divergence_loss: .mean(-1)
 
 
+def test_the_action_decoder_is_the_papers_and_learns_the_own_policy() -> None:
+    # Paper eq. 1: an action decoder a_t ~ p(a_t | h_t, z_t) beside the observation decoder.
+    assert load_config("paper").model.action_decoder == load_config("mamba").model.action_decoder == 1.0
+    assert load_config("cpu").model.action_decoder == load_config("explore").model.action_decoder == 0.0
+    spec = make_spec(*SIZES[0])
+    model = make_model(spec, action_decoder=1.0)
+    batch = random_batch(4, 6, spec)
+    batch.action[:] = 1  # a deterministic behaviour: the decoder's NLL should fall toward 0
+    learner = WorldModelLearner(model, replace(CFG, **{"train.lr_wm": 3e-3}).train)
+    first = learner.update(batch)["action"]
+    for _ in range(60):
+        last = learner.update(batch)["action"]
+    assert first > 1.0 and last < 0.1 * first
+
+
 # -- Algorithm 1 routing --------------------------------------------------------------------------
 
 
-def test_peer_sequences_give_decoder_no_gradient() -> None:
+def decoders(model: WorldModel) -> list[torch.nn.Module]:
+    return [model.decoder] + ([] if model.action_decoder is None else [model.action_decoder])
+
+
+@pytest.mark.parametrize("action_decoder", [0.0, 1.0])
+def test_peer_sequences_give_decoder_no_gradient(action_decoder: float) -> None:
     spec = make_spec(*SIZES[0])
-    model = make_model(spec)
+    model = make_model(spec, action_decoder=action_decoder)
+    assert (model.action_decoder is not None) == (action_decoder > 0)
     batch = random_batch(3, 5, spec, own=np.zeros(3, bool))
     total, metrics = model.loss(batch, batch.own)
     total.backward()
-    assert all(g.abs().sum() == 0 for g in grads(model.decoder))
-    assert metrics["obs"] == 0.0
+    assert all(g.abs().sum() == 0 for d in decoders(model) for g in grads(d))
+    assert metrics["obs"] == 0.0 and metrics.get("action", 0.0) == 0.0
     for part in (model.encoder, model.rnn, model.prior_net, model.post_net,
                  model.reward_head, model.cont_head, model.avail_head):
         assert sum(g.abs().sum() for g in grads(part)) > 0
 
 
-def test_decoder_gradient_equals_own_subset(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("action_decoder", [0.0, 1.0])
+def test_decoder_gradient_equals_own_subset(monkeypatch: pytest.MonkeyPatch, action_decoder: float) -> None:
     monkeypatch.setattr(wm, "sample_onehot", mode_onehot)  # same latents in both batches
     spec = make_spec(*SIZES[1])
     own = np.array([True, False, True, False])
     batch = random_batch(4, 5, spec, own=own)
 
-    mixed = make_model(spec)
+    mixed = make_model(spec, action_decoder=action_decoder)
     mixed.loss(batch, own)[0].backward()
-    alone = make_model(spec)
+    alone = make_model(spec, action_decoder=action_decoder)
     alone_batch = subset(batch, own)
     alone.loss(alone_batch, alone_batch.own)[0].backward()
 
-    for g_mixed, g_alone in zip(grads(mixed.decoder), grads(alone.decoder)):
-        assert torch.allclose(g_mixed, g_alone, atol=1e-6)
+    for d_mixed, d_alone in zip(decoders(mixed), decoders(alone)):
+        for g_mixed, g_alone in zip(grads(d_mixed), grads(d_alone)):
+            assert torch.allclose(g_mixed, g_alone, atol=1e-6)
     # The RSSM does learn from the peers' sequences.
     assert not all(torch.allclose(a, b) for a, b in zip(grads(mixed.rnn), grads(alone.rnn)))
 

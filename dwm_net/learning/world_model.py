@@ -6,7 +6,8 @@ Components (ReLU MLPs sized by :class:`~dwm_net.config.ModelConfig`):
 * RSSM: recurrent model ``h_t = GRU(h_{t-1}, MLP([z_{t-1}, a_{t-1}]))``, transition (prior)
   ``p(z_t | h_t)`` and representation (posterior) ``q(z_t | h_t, e_t)``, each ``C`` categoricals
   of ``K`` classes, sampled one-hot with straight-through gradients;
-* decoder: observation (Gaussian mean, unit variance);
+* decoders: observation (Gaussian mean, unit variance) and, when ``model.action_decoder`` > 0,
+  action (categorical: the paper's eq. 1 action decoder, a_t from s_t);
 * predictors on ``feat = [h, z]``: reward (Gaussian, unit variance), continue = 1 - term
   (Bernoulli) and action availability (one Bernoulli per action).
 
@@ -49,7 +50,7 @@ UNIMIX = 0.01  # fraction of the uniform distribution mixed into every categoric
 Policy = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """``policy(feat (N, F), avail (N, A) bool) -> (action (N,) int64, logits (N, A))``."""
 
-LOSS_KEYS = ("obs", "reward", "term", "avail", "kl")
+LOSS_KEYS = ("obs", "reward", "term", "avail", "kl")  # plus "action" with an action decoder
 SCORE_KEYS = ("avail", "term", "reward", "kl")  # what the selection gate normalises (section 4.2)
 
 
@@ -122,6 +123,9 @@ class WorldModel(nn.Module):
         self.post_net = mlp(r + cfg.embed, c * k, cfg.hidden, cfg.layers)
         # Decoder (Algorithm 1: trained on own data only) and predictors (trained on all data).
         self.decoder = mlp(self.feat_size, spec.obs_dim, cfg.hidden, cfg.layers)
+        # Only built when used, so checkpoints of models without it load as before.
+        self.action_decoder = (mlp(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers)
+                               if cfg.action_decoder > 0 else None)
         self.reward_head = mlp(self.feat_size, 1, cfg.hidden, cfg.layers)
         self.cont_head = mlp(self.feat_size, 1, cfg.hidden, cfg.layers)
         self.avail_head = mlp(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers)
@@ -222,6 +226,7 @@ class WorldModel(nn.Module):
         ``reward``: 0.5 * squared error of reward[t] predicted from the successor of s_t;
         ``term``: Bernoulli NLL of continue[t] = 1 - term[t], also from the successor;
         ``avail``: Bernoulli NLL summed over A of avail[t] predicted from s_t;
+        ``action`` (only with an action decoder): categorical NLL of action[t] from s_t;
         ``kl``: balanced KL(post_t || prior_t) summed over the C categoricals (DreamerV2), or
         averaged over them when ``model.kl_average`` (MAMBA), each direction floored at
         ``free_nats``:
@@ -245,17 +250,23 @@ class WorldModel(nn.Module):
         kl_prior = (categorical_kl(q.detach(), p) / per).clamp(min=free)  # trains the prior
         kl_post = (categorical_kl(q, p.detach()) / per).clamp(min=free)  # trains the posterior
         kl = bal * kl_prior + (1.0 - bal) * kl_post
-        return {"obs": obs_loss, "reward": reward_loss, "term": term_loss, "avail": avail_loss, "kl": kl}
+        out = {"obs": obs_loss, "reward": reward_loss, "term": term_loss, "avail": avail_loss, "kl": kl}
+        if self.action_decoder is not None:  # a_t from s_t: the agent's own behaviour
+            logits = self.action_decoder(feat)  # (B, T, A)
+            out["action"] = F.cross_entropy(logits.flatten(0, 1), tb.action.flatten(),
+                                            reduction="none").view_as(tb.action)
+        return out
 
     def loss(self, batch: SeqBatch | TensorBatch, own_mask: torch.Tensor | np.ndarray | None = None,
              ) -> tuple[torch.Tensor, dict[str, float]]:
         """Algorithm 1: the decoder trains on own sequences only; RSSM and predictors on all.
 
         ``own_mask`` (B,) bool defaults to ``batch.own``. Returns the scalar
-        ``mean_own(obs) + mean(reward) + mean(term) + mean(avail) + kl_scale * mean(kl)`` and
-        each term as a float (``obs`` is 0 when the batch holds no own sequence).
-        Peers' rows of ``obs`` enter through indexing, so the decoder's gradient from them is
-        exactly zero, not merely small.
+        ``mean_own(obs) + mean(reward) + mean(term) + mean(avail) + kl_scale * mean(kl)``
+        (``+ action_decoder * mean_own(action)`` with an action decoder) and each term as a
+        float (``obs`` is 0 when the batch holds no own sequence). Peers' rows of ``obs`` and
+        ``action`` enter through indexing, so the decoders' gradient from them is exactly zero,
+        not merely small.
         """
         tb = batch if isinstance(batch, TensorBatch) else TensorBatch.from_numpy(batch, self.device)
         own = tb.own if own_mask is None else torch.as_tensor(own_mask, dtype=torch.bool, device=self.device)
@@ -264,7 +275,13 @@ class WorldModel(nn.Module):
         obs = own_obs.sum() / max(own_obs.numel(), 1)
         means = {k: parts[k].mean() for k in SCORE_KEYS}
         total = obs + means["reward"] + means["term"] + means["avail"] + self.cfg.kl_scale * means["kl"]
-        metrics = {"obs": obs.item(), **{k: v.item() for k, v in means.items()}, "loss": total.item(),
+        extra: dict[str, float] = {}
+        if "action" in parts:  # a decoder: own rows only, as the observation decoder
+            own_act = parts["action"][own]
+            action = own_act.sum() / max(own_act.numel(), 1)
+            total = total + self.cfg.action_decoder * action
+            extra["action"] = action.item()
+        metrics = {"obs": obs.item(), **extra, **{k: v.item() for k, v in means.items()}, "loss": total.item(),
                    "own_frac": own.float().mean().item()}
         return total, metrics
 
