@@ -150,7 +150,9 @@ class DreamerLearner:
                     should_stop: Callable[[], bool] | None = None
                     ) -> tuple[dict[str, float], Trajectory | None]:
         """`wm_epochs` world-model then `ac_epochs` actor-critic updates; metrics are the last of
-        each, prefixed ``wm/`` and ``ac/``; the trajectory is the last own imagination batch.
+        each, prefixed ``wm/`` and ``ac/``; the trajectory holds every own imagination batch of
+        the round (Algorithm 2 offers every generated rollout to the gate; with only the last
+        batch, `paper`'s 4 batches a round would share about beta / 4 of them).
 
         Actor-critic warm-up: until the world model has had ``train.ac_warmup`` updates, the
         round trains the world model only and returns no trajectory (nothing to share).
@@ -173,7 +175,8 @@ class DreamerLearner:
         for _ in range(t.ac_epochs):
             if stop():
                 break
-            ac_metrics, own = self.train_actor_critic(rng, use_received=use_received)
+            ac_metrics, batch = self.train_actor_critic(rng, use_received=use_received)
+            own = batch if own is None else own.cat(batch)
             metrics.update({f"ac/{k}": v for k, v in ac_metrics.items()})
         self.last_metrics = metrics
         return metrics, own

@@ -554,3 +554,17 @@ def test_the_centralized_learner_joins_each_senders_chunks_back_into_whole_episo
     assert joiner.held_steps == 20 and len(lossy) == 30
     joiner.flush()
     assert joiner.held_steps == 0 and len(lossy) == 50
+
+
+def test_every_own_imagination_batch_of_a_round_is_offered_to_the_rollout_gate() -> None:
+    # Algorithm 2 adds every generated rollout to what may be shared: with ac_epochs batches a
+    # round, offering only the last one shared about beta / ac_epochs of them.
+    cfg = replace(TINY, **{"train.prefill": 0, "train.ac_warmup": 0, "train.ac_epochs": 3,
+                           "share.method": "rollout"})
+    env, agents, _, _ = setup(cfg)
+    play_episode(env, agents)
+    agents[0].train_round()
+    t = cfg.train
+    assert agents[0].learner.ac_updates == 3
+    assert agents[0]._new_rollouts is not None
+    assert agents[0]._new_rollouts.action.shape == (t.horizon, 3 * t.batch_size * t.seq_len)
