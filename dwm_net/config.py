@@ -152,28 +152,33 @@ def _parse_text(key: str, raw: str, tp: Any, meta: Mapping[str, Any]) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# Bandwidth budgets: "unlimited", "<number><B|KB|MB>/s" or "<number><B|KB|MB>/step".
+# Bandwidth budgets: "unlimited", "<number><unit>/s" or "<number><unit>/step".
 
-_UNITS = {"B": 1.0, "KB": 1e3, "MB": 1e6}  # SI units, as link rates are quoted
+# The grammar of comms.budget.parse_budget, which enforces the budget (this module may not import
+# comms; tests/test_budget.py checks that whatever passes here parses there to the same rate),
+# except that only the exact word "unlimited" is taken.
+_UNITS = {"B": 1.0, "KB": 1e3, "kB": 1e3, "MB": 1e6, "KiB": 1024.0, "MiB": 1024.0**2}
 # Case-sensitive on purpose: "Mb/s" usually means megabits, which this format does not accept.
 _BUDGET = re.compile(
-    r"^\s*(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>B|KB|MB)/(?P<per>s|step)\s*$"
+    r"\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>"
+    + "|".join(_UNITS) + r")\s*/\s*(?P<per>s|step)\s*"
 )
 
 
 def parse_budget(s: str, key: str = "comms.budget") -> tuple[float | None, Literal["s", "step"] | None]:
     """``"50KB/s"`` -> ``(50000.0, "s")``; ``"2KB/step"`` -> ``(2000.0, "step")``;
-    ``"unlimited"`` -> ``(None, None)``. Units are SI (1 KB = 1000 bytes); the rate must be > 0."""
+    ``"unlimited"`` -> ``(None, None)``. KB and MB are SI (1 KB = 1000 bytes), KiB and MiB
+    binary; the rate must be > 0."""
     if s == "unlimited":
         return None, None
-    m = _BUDGET.match(s) if isinstance(s, str) else None
+    m = _BUDGET.fullmatch(s) if isinstance(s, str) else None
     if m:
         rate = float(m["num"]) * _UNITS[m["unit"]]
         if rate > 0 and math.isfinite(rate):
             return rate, "s" if m["per"] == "s" else "step"
     raise ConfigError(
-        f"bad value for {key}: {s!r} (must be 'unlimited' or <number><B|KB|MB>/s or "
-        f"<number><B|KB|MB>/step with number > 0, e.g. '50KB/s', '2KB/step')"
+        f"bad value for {key}: {s!r} (must be 'unlimited' or <number><unit>/s or "
+        f"<number><unit>/step with number > 0 and unit B, KB, MB, KiB or MiB, e.g. '50KB/s', '2KB/step')"
     )
 
 

@@ -378,3 +378,24 @@ def test_refusal_after_the_fast_path_is_still_an_hwm_drop(tmp_path):
         assert q.drain(log) == 0
     assert q.stats()["dropped"]["hwm"] == 1
     assert '"reason":"hwm"' in (tmp_path / "l.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["unlimited", " Unlimited ", "50KB/s", "2KB/step", "1.5MB/s", "64KiB/s", "1MiB/step", "300B/s",
+     "2.5 kB / step", ".5KB/s", "7./s", "", "50KB", "50kb/s", "KB/s", "0KB/s", "-1KB/s", "1e3B/s",
+     "inf B/s", "nanB/s", "50KB/min", "5 GB/s", "5Mb/s", "a\nb", "1 KB/s extra"],
+)
+def test_what_the_config_accepts_the_transport_enforces_at_the_same_rate(text):
+    # The config is checked before any process starts; the agents then parse the same string
+    # into their byte budget. A string the config passes and the transport refuses made every
+    # agent die at start (4 restarts, then the run stopped).
+    from dwm_net.config import ConfigError
+    from dwm_net.config import parse_budget as config_budget
+
+    try:
+        rate, per = config_budget(text)
+    except ConfigError:
+        return
+    b = parse_budget(text)
+    assert (b.rate, b.per) == (rate, per)
