@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.checkpoints import latest_checkpoint, save_checkpoint
+from agents.checkpoints import load_latest, save_checkpoint
 from agents.learner import DreamerLearner
 from agents.process import LOOP_TICK_S, MemberProcess, StopFlag, run_member
 from agents.wire import EpisodeJoiner, WireError, acting_params, experience_from_msg
@@ -93,9 +93,7 @@ class LearnerProcess(MemberProcess):
         self.learner = DreamerLearner(cfg, self.spec, init_seed=derive_seed(cfg.run.seed, 0, "init"))
         learner = self.learner
         self.joiner = EpisodeJoiner(lambda chunk: learner.replay.add_chunk(**chunk))
-        folder = latest_checkpoint(learner_dir(a.run_dir))
-        if folder is not None:
-            self._load(folder)
+        load_latest(learner_dir(a.run_dir), self._load)
         self.connect_peers(spec)
         self.records = JsonlWriter(a.run_dir / "learner.jsonl")
         self.tb = TensorBoardLog(a.run_dir / "tb" / "learner")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from agents.agent import Agent
-from agents.checkpoints import find_checkpoint
+from agents.checkpoints import CheckpointError, find_checkpoint, unreadable
 from agents.local import env_spec, play_episode
 from agents.process import agent_dir
 from dwm_net.config import Config
@@ -29,7 +29,13 @@ def load_agents(cfg: Config, spec: EnvSpec, run_dir: Path, checkpoint: str | Non
     for i in range(spec.n_agents):
         folder = find_checkpoint(agent_dir(run_dir, i), checkpoint)
         agent = Agent(cfg, i, spec, None, seed=derive_seed(cfg.run.seed, i, "eval"))
-        agent.load(folder)
+        try:
+            agent.load(folder)
+        except Exception as e:  # noqa: BLE001  a damaged file of any kind: one line, not a traceback
+            have = ", ".join(p.name.removeprefix("step-").lstrip("0") or "0"
+                             for p in sorted(folder.parent.glob("step-*")) if p != folder) or "none"
+            raise CheckpointError(f"{unreadable(folder, e)}; pass --checkpoint N for another one "
+                                  f"(others: {have})") from None
         agents.append(agent)
         folders.append(folder)
     return agents, folders

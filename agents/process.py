@@ -36,7 +36,7 @@ import torch
 import zmq
 
 from agents.agent import Agent
-from agents.checkpoints import latest_checkpoint, save_checkpoint
+from agents.checkpoints import load_latest, save_checkpoint
 from agents.stopflag import StopFlag
 from agents.wire import link_budget
 from comms.budget import Budget
@@ -207,9 +207,8 @@ class AgentProcess(MemberProcess):
         self.agent = Agent(cfg, self.id, env_spec, self.transport, seed=derive_seed(seed, self.id),
                            init_seed=derive_seed(seed, 0, "init"),
                            feed_learner=cfg.share.method == "centralized")
-        folder = latest_checkpoint(self.checkpoints)
+        folder = load_latest(self.checkpoints, self.agent.load)
         if folder is not None:
-            self.agent.load(folder)
             self._last_checkpoint_step = self.agent.counters["env_steps"]
             log.info("agent %d: resumed from %s (%d env steps)", self.id, folder,
                      self._last_checkpoint_step)

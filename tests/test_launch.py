@@ -218,6 +218,14 @@ def test_eval_reports_a_win_rate_with_an_interval(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "checkpoint 'step-7' not found" in missing.stderr
     not_a_run = dwm("eval", str(tmp_path))
     assert not_a_run.returncode == 2 and "not a dwm-net run directory" in not_a_run.stderr
+    # A damaged checkpoint file: one line naming it and the way out, not a torch traceback.
+    latest = json.loads((run / "checkpoints" / "agent-0" / "latest.json").read_text())["dir"]
+    weights = run / "checkpoints" / "agent-0" / latest / "learner.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    damaged = dwm("eval", str(run), "--episodes", "1")
+    assert damaged.returncode == 2 and "Traceback" not in damaged.stderr, damaged.stderr
+    assert f"checkpoint {weights.parent} cannot be loaded" in damaged.stderr
+    assert "pass --checkpoint N for another one" in damaged.stderr
 
 
 def test_env_host_process_loads_no_torch() -> None:
