@@ -9,7 +9,11 @@ model and `ac_epochs` for the actor-critic"):
 1. `wm_epochs` world-model steps, each on a fresh `sample_mixed(own, shared)` batch. The shared
    fraction is the shared buffer's share of all stored steps, so a batch is a uniform sample of
    the union of both buffers: the paper's SharedReplayBuffer (Algorithm 1, line 10), while the
-   `own` flags keep the decoder on own rows only (line 9, routed inside `WorldModel.loss`).
+   `own` flags keep the decoders on own rows only (line 9, routed inside `WorldModel.loss`).
+   One step instead of Algorithm 1's two (own batch, then shared batch): the RSSM and
+   predictors see the same data either way, but the decoders' batch is the own rows only,
+   B * (1 - shared fraction) sequences, so their gradient is noisier the more is received
+   (e.g. 8 of 40 rows at beta = 1 on 2s3z); the paper's own-buffer step would give them B.
 2. `ac_epochs` actor-critic updates, each on trajectories imagined from the posterior states of
    a fresh own batch (every (b, t) state starts one rollout), concatenated with as many received
    rollouts as there are own ones, at most, drawn from the imagination buffer (Algorithm 2).
