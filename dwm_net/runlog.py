@@ -102,15 +102,17 @@ class Stopwatch:
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The records of a JSONL file; a cut or corrupt line (a crash mid-write) is skipped."""
+    """The records of a JSONL file; a cut or corrupt line (a crash mid-write, bytes that are not
+    UTF-8) is skipped. Read as bytes and decoded line by line: decoding the whole file as text,
+    one bad byte ended the read with a UnicodeDecodeError."""
     p = Path(path)
     if not p.exists():
         return
-    with open(p, encoding="utf-8") as fh:
+    with open(p, "rb") as fh:
         for line in fh:
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = json.loads(line.decode("utf-8"))
+            except ValueError:  # JSONDecodeError, UnicodeDecodeError
                 continue
             if isinstance(record, dict):
                 yield record

@@ -15,7 +15,7 @@ from dwm_net.config import BASE_PRESET, DEFAULT_PRESET
 from dwm_net.envs.bench import bench_env, machine_info, one_core
 
 from .env_cli import check_scenario
-from .errors import fail
+from .errors import fail, non_negative
 
 bench_app = typer.Typer(help="Benchmarks (JSON with --json).", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ bench_app = typer.Typer(help="Benchmarks (JSON with --json).", no_args_is_help=T
 def env_bench(
     scenario: list[str] = typer.Option(["2s_vs_1sc"], help="scenario(s); repeat the flag"),
     episodes: int = typer.Option(200, min=1),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, callback=non_negative("--seed")),
     with_obs: bool = typer.Option(False, help="also build observations and state every step"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -57,11 +57,21 @@ def comms_bench(
 ) -> None:
     """Codec overhead, throughput vs raw pyzmq, budget accuracy, compact vs naive experience."""
     from comms.bench import budget_accuracy, codec_overhead, throughput
+    from comms.budget import parse_budget
     from comms.compact import experience_bytes
     from dwm_net.config import load_config
     from dwm_net.envs import SCENARIOS, make_env
 
     rates = [b.strip() for b in budgets.split(",") if b.strip()]
+    if not rates:
+        fail(f"--budgets is empty ({budgets!r}); give comma-separated bytes/s budgets, e.g. 50KB/s,500KB/s")
+    for rate in rates:  # every budget is checked before the first one runs for --seconds
+        try:
+            parsed = parse_budget(rate)
+        except ValueError as e:
+            fail(str(e))
+        if parsed.rate is None or parsed.per != "s":
+            fail(f"--budgets needs bytes-per-second budgets like 50KB/s, got {rate!r}")
     try:
         runs = [budget_accuracy(b, seconds) for b in rates]
     except ValueError as e:
@@ -171,7 +181,7 @@ def train_bench(
     preset: str = typer.Option(DEFAULT_PRESET, help="config preset whose sizes are measured"),
     scenario: str = typer.Option("2s_vs_1sc", help="scenario that fills the replay and sets obs/actions"),
     seconds: float = typer.Option(10.0, min=0.1, help="total timed seconds, split over the 4 parts"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, callback=non_negative("--seed")),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """World-model updates/s, actor-critic updates/s, acting steps/s and peak RSS of one agent's
@@ -209,7 +219,7 @@ def train_bench(
 def memory_bench(
     preset: str = typer.Option("paper", help="config preset whose buffer capacities and sizes are used"),
     scenario: str = typer.Option("2s3z", help="scenario that sets obs size and actions"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, callback=non_negative("--seed")),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Peak RSS of one agent's learner with its own replay, shared replay and received-rollout

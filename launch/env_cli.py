@@ -13,7 +13,7 @@ from rich.table import Table
 from dwm_net.envs import SCENARIOS, make_env
 from dwm_net.envs.policies import POLICIES, make_policy, run_episode
 
-from .errors import fail
+from .errors import fail, non_negative
 
 env_app = typer.Typer(help="Play, render and inspect the SMAC scenarios.", no_args_is_help=True)
 
@@ -35,7 +35,7 @@ def play(
     scenario: str = typer.Option("2s_vs_1sc", help=f"one of: {', '.join(SCENARIOS)}"),
     policy: str = typer.Option("random", help=f"scripted policy: {', '.join(POLICIES)}"),
     episodes: int = typer.Option(100, min=1, help="episodes to play"),
-    seed: int = typer.Option(0, help="env and policy seed"),
+    seed: int = typer.Option(0, callback=non_negative("--seed"), help="env and policy seed"),
     backend: str = typer.Option("builtin", help="builtin (no StarCraft II needed) or sc2"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -71,7 +71,7 @@ def render(
     scenario: str = typer.Option("2s_vs_1sc", help=f"one of: {', '.join(SCENARIOS)}"),
     policy: str = typer.Option("kite", help=f"scripted policy: {', '.join(POLICIES)}"),
     out: Path = typer.Option(Path("episode.gif"), help="output GIF"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, callback=non_negative("--seed"), help="env and policy seed"),
     fps: int = typer.Option(4, min=1, max=30),
 ) -> None:
     """Draw one episode (units, health, who shoots whom) to an animated GIF."""

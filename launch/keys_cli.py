@@ -24,8 +24,8 @@ def keys() -> None:
 @keys_app.command()
 def generate(
     directory: Path = typer.Argument(..., metavar="DIR", help="new or empty key directory"),
-    agents: int | None = typer.Option(None, help=f"agent keys agent-0..agent-N-1 [default: "
-                                          f"{DEFAULT_AGENTS}]"),
+    agents: int | None = typer.Option(None, help=f"agent keys agent-0..agent-N-1 \\[default: "
+                                          f"{DEFAULT_AGENTS}]"),  # \[ escapes Rich markup
     names: str | None = typer.Option(None, help="comma-separated names instead of the default set"),
     overwrite: bool = typer.Option(False, help="replace an existing key set as a whole"),
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import fail
+from .errors import ensure_folder, fail
 from .results import (
     ResultsError,
     is_run_dir,
@@ -50,8 +50,13 @@ def summarize_cmd(
             fail(f"{names[name]} and {s['run_dir']} would both be written as {name} "
                  f"(same scenario, method, beta and seed); summarize them into different --out folders")
         names[name] = s["run_dir"]
+    ensure_folder(out, "--out")
     for s in summaries:
-        typer.echo(str(write_summary(s, out)))
+        try:
+            path = write_summary(s, out)
+        except OSError as e:
+            fail(f"cannot write {out / summary_name(s)} ({e.strerror or e}); choose another --out")
+        typer.echo(str(path))
 
 
 def plot_cmd(
@@ -62,10 +67,13 @@ def plot_cmd(
     summaries = _load(paths)
     from .plots import plot_all
 
+    ensure_folder(out, "--out")
     try:
         result = plot_all(summaries, out)
     except ImportError as e:
         fail(str(e))
+    except OSError as e:
+        fail(f"cannot write the figures into {out} ({e.strerror or e}); choose another --out")
     if not result.written:
         fail(f"nothing to plot from {len(summaries)} run(s): no evaluations, losses or byte counters yet")
     for path in result.written:

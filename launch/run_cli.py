@@ -13,15 +13,16 @@ import logging
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from dwm_net.config import DEFAULT_PRESET, PRESETS, SCENARIOS, Config, ConfigError, load_config, replace, to_dict
+from dwm_net.config import DEFAULT_PRESET, PRESETS, SCENARIOS, Config, ConfigError, replace, to_dict
 
-from .errors import fail, non_negative
+from .config_cli import resolve_config_or_exit
+from .errors import ensure_folder, fail, non_negative
 from .rundir import (
     RunDirError,
     default_run_dir,
@@ -61,10 +62,7 @@ def config_from_flags(preset: str | None, file: Path | None, sets: list[str] | N
     """defaults -> preset -> file -> --set -> the named flags; one-line errors, exit 2."""
     overrides = list(sets or [])
     overrides += [f"{_FLAG_KEYS[name]}={value}" for name, value in flags.items() if value is not None]
-    try:
-        return load_config(preset, file, overrides)
-    except ConfigError as e:
-        fail(str(e))
+    return resolve_config_or_exit(preset, file, overrides)
 
 
 def _process_config(config: Path | None, preset: str | None, file: Path | None,
@@ -96,16 +94,6 @@ def _check_backend(cfg: Config) -> None:
             fail(reason.splitlines()[0])
 
 
-def _make_run_dir(run_dir: Path) -> None:
-    """Create the run directory now: a path that is a file or cannot be made is one line."""
-    if run_dir.exists() and not run_dir.is_dir():
-        fail(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        fail(f"cannot create run directory {run_dir} ({e.strerror or e}); choose another --run-dir")
-
-
 def _write_config(run_dir: Path, cfg: Config) -> None:
     try:
         write_config(run_dir, cfg)
@@ -113,9 +101,30 @@ def _write_config(run_dir: Path, cfg: Config) -> None:
         fail(f"cannot write {run_dir / 'config.json'} ({e.strerror or e}); choose another --run-dir")
 
 
-def _check_keys(keys: Path | None) -> None:
-    if keys is not None and not keys.is_dir():
+def _check_keys(keys: Path | None, cfg: Config | None = None, mine: Sequence[str] = ()) -> None:
+    """Before anything starts: the key directory exists and, for each name in `mine` (the
+    processes this command runs here), its key pair loads and every process of the run has a
+    public key. The loader's one-line message and exit 2 if not."""
+    if keys is None:
+        return
+    if not keys.is_dir():
         fail(f"key directory {keys} not found; create one with `dwm-net keys generate {keys}`")
+    if cfg is None or not mine:
+        return
+    from comms.security import KeyRing
+
+    try:
+        rings = [KeyRing.load(keys, name) for name in mine]
+        for name in key_names(cfg):
+            rings[0].public_key_of(name)
+    except ValueError as e:
+        fail(str(e))
+
+
+def key_names(cfg: Config) -> list[str]:
+    """The key names of a run's processes (comms.security): env-host, agent-<i>, learner."""
+    n = n_agents_of(cfg.env.scenario)
+    return ["env-host", *(f"agent-{i}" for i in range(n))] + (["learner"] if cfg.share.method == "centralized" else [])
 
 
 # --- launch ---------------------------------------------------------------------------------------
@@ -151,11 +160,12 @@ def launch(
     if agents is not None and agents != n:
         fail(f"--agents {agents} does not match {cfg.env.scenario}, which has {n} agents; "
              f"pass --agents {n} or leave it out")
-    _check_keys(keys)
-    if print_commands:
+    if print_commands:  # each machine holds its own secret key only: check the folder here
+        _check_keys(keys)
         typer.echo(commands_text(cfg, run_dir, n, keys))
         return
-    _make_run_dir(run_dir)
+    _check_keys(keys, cfg, key_names(cfg))  # every process's keys, before any process starts
+    ensure_folder(run_dir, "--run-dir")
     if resume is None or not (run_dir / "config.json").exists() or steps is not None:
         _write_config(run_dir, cfg)  # a resumed run may be extended (--steps)
     launcher = Launcher(LaunchArgs(cfg, run_dir, n, keys=keys, live=not no_live and use_live(sys.stdout),
@@ -217,20 +227,20 @@ def commands_text(cfg: Config, run_dir: Path, n_agents: int, keys: Path | None) 
 
 
 def _part_config(config: Path | None, preset: str | None, file: Path | None, sets: list[str] | None,
-                 keys: Path | None, **flags: object) -> Config:
-    """What every part does first: die with a launcher parent, resolve the config, check keys."""
+                 **flags: object) -> Config:
+    """What every part does first: die with a launcher parent, resolve the config."""
     from .launcher import die_with_parent
 
     die_with_parent()
-    cfg = _process_config(config, preset, file, sets, **flags)
-    _check_keys(keys)
-    return cfg
+    return _process_config(config, preset, file, sets, **flags)
 
 
 def _run_part(main: Callable[[], int]) -> NoReturn:
     """Run a part's main with logging on stderr; a part that cannot start (no env host
-    answering, a mismatched scenario) logs one line and exits 1; an endpoint it cannot bind or
-    connect (a port in use, no tcp://) is a usage error: one line, exit 2."""
+    answering, a mismatched scenario, no checkpoint that loads) logs one line and exits 1; an
+    endpoint it cannot bind or connect (a port in use, no tcp://) is a usage error: one line,
+    exit 2."""
+    from agents.checkpoints import CheckpointError
     from comms.sockets import EndpointError
 
     _setup_logging()
@@ -239,7 +249,7 @@ def _run_part(main: Callable[[], int]) -> NoReturn:
     except EndpointError as e:
         logging.getLogger("dwm_net").error("%s", e)
         code = 2
-    except (TimeoutError, RuntimeError) as e:
+    except (TimeoutError, RuntimeError, CheckpointError) as e:
         logging.getLogger("dwm_net").error("%s", e)
         code = 1
     raise typer.Exit(code)
@@ -259,11 +269,12 @@ def env_host(
     """Run the env host: rendezvous, lockstep stepping, evaluation, episodes.jsonl."""
     from .envhost import HostArgs, run_env_host
 
-    cfg = _part_config(config, preset, file, sets, keys, scenario=scenario, backend=backend,
+    cfg = _part_config(config, preset, file, sets, scenario=scenario, backend=backend,
                        method=method, beta=beta, budget=budget, steps=steps, seed=seed,
                        eval_every=eval_every, eval_episodes=eval_episodes)
+    _check_keys(keys, cfg, ["env-host"])
     _check_backend(cfg)
-    _make_run_dir(run_dir)
+    ensure_folder(run_dir, "--run-dir")
     if config is None and not (run_dir / "config.json").exists():
         _write_config(run_dir, cfg)
     _run_part(lambda: run_env_host(HostArgs(cfg, bind, run_dir, metrics=metrics, keys=keys,
@@ -284,13 +295,14 @@ def agent(
     """Run one agent: register with the env host, act, train, share, checkpoint."""
     from agents.process import AgentArgs, run_agent
 
-    cfg = _part_config(config, preset, file, sets, keys, scenario=scenario, backend=backend,
+    cfg = _part_config(config, preset, file, sets, scenario=scenario, backend=backend,
                        method=method, beta=beta, budget=budget, steps=steps, seed=seed,
                        eval_every=eval_every, eval_episodes=eval_episodes)
     n = n_agents_of(cfg.env.scenario)
     if agent_id >= n:
         fail(f"--id {agent_id} is out of range: {cfg.env.scenario} has agents 0..{n - 1}")
-    _make_run_dir(run_dir)
+    _check_keys(keys, cfg, [f"agent-{agent_id}"])
+    ensure_folder(run_dir, "--run-dir")
     _run_part(lambda: run_agent(AgentArgs(cfg, agent_id, connect, run_dir, bind=bind,
                                           advertise=advertise, metrics=metrics, keys=keys)))
 
@@ -310,12 +322,13 @@ def learner(
     It sends the acting networks back to the agents."""
     from agents.central import LearnerArgs, run_learner
 
-    cfg = _part_config(config, preset, file, sets, keys, scenario=scenario, backend=backend,
+    cfg = _part_config(config, preset, file, sets, scenario=scenario, backend=backend,
                        method=method, beta=beta, budget=budget, steps=steps, seed=seed,
                        eval_every=eval_every, eval_episodes=eval_episodes)
     if cfg.share.method != "centralized":
         fail(f"the learner only runs with --method centralized (this config says {cfg.share.method})")
-    _make_run_dir(run_dir)
+    _check_keys(keys, cfg, ["learner"])
+    ensure_folder(run_dir, "--run-dir")
     _run_part(lambda: run_learner(LearnerArgs(cfg, connect, run_dir, bind=bind, advertise=advertise,
                                               metrics=metrics, keys=keys)))
 
@@ -375,12 +388,19 @@ def sweep(
         items = [x.strip() for x in text.split(",") if x.strip()]
         if not items:
             fail(f"--{what} is empty; give a comma-separated list")
+        dupes = [x for i, x in enumerate(items) if x in items[:i]]
+        if dupes:
+            fail(f"--{what} lists {dupes[0]} more than once; give each value once")
         return items
 
+    if root.exists() and not root.is_dir():  # before anything else is checked or listed
+        fail(f"--root {root} is a file, not a folder; choose another --root")
+    beta_texts = split(betas, "betas")
     try:
-        beta_values = [float(b) for b in split(betas, "betas")]
+        beta_values = [float(b) for b in beta_texts]
     except ValueError:
         fail(f"--betas must be comma-separated numbers in [0, 1], got {betas!r}")
+    _check_beta_names(beta_texts, beta_values)
     cells = expand(split(scenarios, "scenarios"), split(methods, "methods"), beta_values,
                    range(first_seed, first_seed + seeds))
     common = [*(["--preset", preset] if preset else []), *(["--budget", budget] if budget else []),
@@ -403,6 +423,7 @@ def sweep(
         for cell in cells:
             typer.echo(f"{status_of(root / cell.name, steps):<10} {root / cell.name}")
         return
+    ensure_folder(root, "--root")
     warning = check_parallel(parallel, cells)
     if warning:
         typer.echo(f"warning: {warning}", err=True)
@@ -421,6 +442,18 @@ def sweep(
             typer.echo(f"  failed: {job.run_dir} (exit {job.code}; see {root / 'logs' / job.cell.name}.log)",
                        err=True)
     raise typer.Exit(code)
+
+
+def _check_beta_names(texts: list[str], values: list[float]) -> None:
+    """Each beta gets its own run directories, named -b<beta:g>: two betas that are equal or
+    print alike (6 significant digits) would share them."""
+    for i, (text, value) in enumerate(zip(texts, values)):
+        for other_text, other in zip(texts[:i], values[:i]):
+            if value == other:
+                fail(f"--betas lists {value:g} more than once ({other_text} and {text}); give each beta once")
+            if f"{value:g}" == f"{other:g}":
+                fail(f"--betas {other_text} and {text} would share the run directories named -b{value:g}; "
+                     f"give betas that differ in their first 6 significant digits")
 
 
 def _run_sweep(runner: Sweep) -> int:

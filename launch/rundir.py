@@ -98,9 +98,17 @@ def read_config(run_dir: Path) -> Config:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{run_dir} holds no {CONFIG_FILE}: not a dwm-net run directory") from None
+    except UnicodeDecodeError as e:
+        raise RunDirError(f"{path} is not UTF-8 text ({_bad_byte(e)}); it is not a usable run "
+                          f"directory") from None
     except (OSError, json.JSONDecodeError) as e:
         raise RunDirError(f"{path} is unreadable ({e}); it is not a usable run directory") from None
     return config_from_record(record, path)
+
+
+def _bad_byte(e: UnicodeDecodeError) -> str:
+    """"byte 0xff at offset 12": where a file stops being UTF-8."""
+    return f"byte 0x{e.object[e.start]:02x} at offset {e.start}"
 
 
 def config_from_record(record: Any, where: Path | str) -> Config:
@@ -128,6 +136,9 @@ def read_config_file(path: Path) -> Config:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"config file {path} not found") from None
+    except UnicodeDecodeError as e:
+        raise RunDirError(f"config file {path} is not UTF-8 text ({_bad_byte(e)}); pass a run's "
+                          f"config.json") from None
     except (OSError, json.JSONDecodeError) as e:
         raise RunDirError(f"config file {path} is unreadable ({e})") from None
     return config_from_record(record, path)
