@@ -26,9 +26,11 @@ from .errors import ensure_folder, fail, non_negative
 from .rundir import (
     RunDirError,
     default_run_dir,
+    extend_run,
     n_agents_of,
     read_config,
     read_config_file,
+    read_host_state,
     write_config,
 )
 from .sweep import Sweep, SweepArgs, check_parallel, expand, mismatched_runs, status_of
@@ -166,8 +168,13 @@ def launch(
         return
     _check_keys(keys, cfg, key_names(cfg))  # every process's keys, before any process starts
     ensure_folder(run_dir, "--run-dir")
-    if resume is None or not (run_dir / "config.json").exists() or steps is not None:
-        _write_config(run_dir, cfg)  # a resumed run may be extended (--steps)
+    if resume is None or not (run_dir / "config.json").exists():
+        _write_config(run_dir, cfg)
+    elif steps is not None:  # a resumed run extended: only run.steps changes in its record
+        try:
+            extend_run(run_dir, cfg.run.steps)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            fail(f"cannot update {run_dir / 'config.json'} ({e}); it is not a usable run directory")
     launcher = Launcher(LaunchArgs(cfg, run_dir, n, keys=keys, live=not no_live and use_live(sys.stdout),
                                    max_restarts=max_restarts))
     raise typer.Exit(launcher.run())
@@ -188,6 +195,10 @@ def _resume_config(resume: Path, run_dir: Path | None, preset: str | None, file:
         fail(str(e))
     steps = flags.get("steps")
     if steps is not None:
+        done = int(read_host_state(resume).get("env_steps", 0))
+        if int(steps) < done:  # type: ignore[call-overload]  (equal: the run just finishes)
+            fail(f"--steps {steps} is fewer than the {done} env steps {resume} has run; give at "
+                 f"least {done} to continue it")
         try:
             cfg = replace(cfg, **{"run.steps": steps})
         except ConfigError as e:

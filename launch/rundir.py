@@ -88,6 +88,18 @@ def write_config(run_dir: Path, cfg: Config, argv: list[str] | None = None) -> N
     write_json_atomic(run_dir / CONFIG_FILE, run_record(cfg, argv))
 
 
+def extend_run(run_dir: Path, steps: int, argv: list[str] | None = None) -> None:
+    """Set a resumed run's `run.steps` in its config.json and nothing else: when it was
+    created, by which command and code, and its preset's values then (`run_record`) stay; the
+    extension is appended to ``extended``."""
+    path = run_dir / CONFIG_FILE
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["config"]["run"]["steps"] = steps
+    record.setdefault("extended", []).append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": steps,
+                                              "command": argv if argv is not None else sys.argv})
+    write_json_atomic(path, record)
+
+
 def read_config(run_dir: Path) -> Config:
     """The config a run directory was started with; `RunDirError` if there is none."""
     path = run_dir / CONFIG_FILE
@@ -151,6 +163,7 @@ __all__ = [
     "RunDirError",
     "config_from_record",
     "default_run_dir",
+    "extend_run",
     "n_agents_of",
     "read_config",
     "read_config_file",
