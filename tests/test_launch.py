@@ -174,8 +174,6 @@ def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path)
     assert not (run / "done.json").exists()  # stopped, not finished
     stopped_at = train_steps(run)
     assert (run / "checkpoints/agent-0/latest.json").exists()
-    shrink = dwm("launch", "--resume", str(run), "--steps", "1", "--no-live")
-    assert shrink.returncode == 2 and "is fewer than the" in shrink.stderr, shrink.stderr
     before = json.loads((run / "config.json").read_text())
     r = dwm("launch", "--resume", str(run), "--steps", str(stopped_at + 200), "--no-live", timeout=120)
     assert r.returncode == 0, r.stderr + r.stdout
