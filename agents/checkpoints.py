@@ -101,6 +101,9 @@ def find_checkpoint(root: Path, name: str | None) -> Path:
     """`name` (a `step-<N>` folder, or N) under `root`, or the latest; a clear error if absent."""
     if name is None:
         folder = latest_checkpoint(root)
+        if folder is None and _folders(root):  # latest.json damaged: the newest folder
+            folder = _folders(root)[0]
+            log.warning("%s names no checkpoint folder; using the newest, %s", root / LATEST, folder.name)
         if folder is None:
             raise CheckpointError(f"no checkpoint in {root}: the run saved none yet "
                                   f"(set run.checkpoint_every, or let the run finish)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.checkpoints import LATEST, CheckpointError, load_latest, save_checkpoint
+from agents.checkpoints import LATEST, CheckpointError, find_checkpoint, load_latest, save_checkpoint
 
 
 def writer(value: str):
@@ -49,3 +49,12 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path: Path) -
     (tmp_path / "step-0000001000" / "state.json").unlink()
     with pytest.raises(CheckpointError, match="no checkpoint in .* loads"):
         load_latest(tmp_path, reader(seen))
+
+
+def test_a_damaged_latest_json_still_finds_the_newest_folder_for_eval(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="saved none yet"):
+        find_checkpoint(tmp_path, None)
+    for step in (1000, 2000):
+        save_checkpoint(tmp_path, step, writer(str(step)))
+    (tmp_path / LATEST).write_text("garbage")
+    assert find_checkpoint(tmp_path, None) == tmp_path / "step-0000002000"
