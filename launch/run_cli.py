@@ -301,8 +301,6 @@ def agent(
     file: File = None, keys: Keys = None, metrics: Metrics = None,
 ) -> None:
     """Run one agent: register with the env host, act, train, share, checkpoint."""
-    from agents.process import AgentArgs, run_agent
-
     cfg = _part_config(config, preset, file, sets, scenario=scenario, backend=backend,
                        method=method, beta=beta, budget=budget, steps=steps, seed=seed,
                        eval_every=eval_every, eval_episodes=eval_episodes)
@@ -311,6 +309,8 @@ def agent(
         fail(f"--id {agent_id} is out of range: {cfg.env.scenario} has agents 0..{n - 1}")
     _check_keys(keys, cfg, [f"agent-{agent_id}"])
     ensure_folder(run_dir, "--run-dir")
+    from agents.process import AgentArgs, run_agent  # torch: after the checks, so mistakes fail fast
+
     _run_part(lambda: run_agent(AgentArgs(cfg, agent_id, connect, run_dir, bind=bind,
                                           advertise=advertise, metrics=metrics, keys=keys)))
 
@@ -328,8 +328,6 @@ def learner(
     """Run the centralized learner (method centralized): trains on all agents' experience.
 
     It sends the acting networks back to the agents."""
-    from agents.central import LearnerArgs, run_learner
-
     cfg = _part_config(config, preset, file, sets, scenario=scenario, backend=backend,
                        method=method, beta=beta, budget=budget, steps=steps, seed=seed,
                        eval_every=eval_every, eval_episodes=eval_episodes)
@@ -337,6 +335,8 @@ def learner(
         fail(f"the learner only runs with --method centralized (this config says {cfg.share.method})")
     _check_keys(keys, cfg, ["learner"])
     ensure_folder(run_dir, "--run-dir")
+    from agents.central import LearnerArgs, run_learner  # torch: after the checks
+
     _run_part(lambda: run_learner(LearnerArgs(cfg, connect, run_dir, bind=bind, advertise=advertise,
                                               metrics=metrics, keys=keys)))
 
@@ -353,7 +353,6 @@ def evaluate(
     import json
 
     from agents.checkpoints import CheckpointError
-    from agents.evaluate import evaluate_run
 
     try:
         cfg = read_config(run_dir)
@@ -361,6 +360,7 @@ def evaluate(
         fail(str(e))
     if render is not None and render.suffix.lower() != ".gif":
         fail(f"--render must end in .gif, got {str(render)!r}")
+    from agents.evaluate import evaluate_run  # torch: after the checks, so mistakes fail fast
     try:
         result = evaluate_run(cfg, run_dir, episodes=episodes, checkpoint=checkpoint, seed=seed,
                               render=render)
