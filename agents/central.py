@@ -92,7 +92,8 @@ class LearnerProcess(MemberProcess):
         seed_everything(derive_seed(cfg.run.seed, 0, "learner-process"))
         self.learner = DreamerLearner(cfg, self.spec, init_seed=derive_seed(cfg.run.seed, 0, "init"))
         learner = self.learner
-        self.joiner = EpisodeJoiner(lambda chunk: learner.replay.add_chunk(**chunk))
+        self.joiner = EpisodeJoiner(lambda chunk: learner.replay.add_chunk(**chunk),
+                                    max_steps=min(self.spec.episode_limit, cfg.train.capacity))
         load_latest(learner_dir(a.run_dir), self._load)
         self.connect_peers(spec)
         self.records = JsonlWriter(a.run_dir / "learner.jsonl")

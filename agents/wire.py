@@ -99,11 +99,14 @@ class EpisodeJoiner:
     episode's last one arrives and then stored as one segment (`store`, `EpisodeReplay.add_chunk`
     arguments). A chunk that does not follow on (a lost message) ends what is held: that part is
     stored, and the chunk starts a new segment (its state resets, as it must without the steps
-    before it). Chunks of different senders may interleave freely.
+    before it). Chunks of different senders may interleave freely. What one sender has held
+    is stored once it reaches ``max_steps`` (an episode is never longer), so a peer that never
+    sends an end cannot grow it without bound.
     """
 
-    def __init__(self, store: Callable[[dict[str, np.ndarray]], None]) -> None:
+    def __init__(self, store: Callable[[dict[str, np.ndarray]], None], max_steps: int) -> None:
         self._store = store
+        self._max_steps = max_steps
         self._held: dict[int, tuple[int, int, list[dict[str, np.ndarray]]]] = {}  # sender -> (step, next t0, parts)
 
     def add(self, msg: ExperienceMsg, chunk: dict[str, np.ndarray]) -> None:
@@ -117,7 +120,7 @@ class EpisodeJoiner:
                 parts = [*earlier, chunk]
             else:
                 self._join(earlier)
-        if msg.ends:
+        if msg.ends or sum(len(p["action"]) for p in parts) >= self._max_steps:
             self._join(parts)
         else:
             self._held[msg.sender] = (msg.step, msg.t0 + len(chunk["action"]), parts)

@@ -523,7 +523,7 @@ def test_the_centralized_learner_joins_each_senders_chunks_back_into_whole_episo
 
     spec = EnvSpec(obs_dim=5, n_actions=4, n_agents=2, episode_limit=100)
     replay = EpisodeReplay(1000, spec.obs_dim, spec.n_actions, gamma=0.9)
-    joiner = EpisodeJoiner(lambda chunk: replay.add_chunk(**chunk))
+    joiner = EpisodeJoiner(lambda chunk: replay.add_chunk(**chunk), max_steps=100)
     episodes = {sender: _episode(50, spec.obs_dim, spec.n_actions, sender) for sender in (0, 1)}
 
     def msgs(sender: int, skip: int | None = None) -> list[ExperienceMsg]:
@@ -544,7 +544,7 @@ def test_the_centralized_learner_joins_each_senders_chunks_back_into_whole_episo
 
     # A lost middle chunk: what came before is stored, the chunk after starts a new segment.
     lossy = EpisodeReplay(1000, spec.obs_dim, spec.n_actions, gamma=0.9)
-    joiner = EpisodeJoiner(lambda chunk: lossy.add_chunk(**chunk))
+    joiner = EpisodeJoiner(lambda chunk: lossy.add_chunk(**chunk), max_steps=100)
     for msg in msgs(0, skip=1):
         joiner.add(msg, experience_from_msg(msg, spec))
     assert len(lossy) == 30 and np.flatnonzero(lossy.state_dict()["first"]).tolist() == [0, 20]
@@ -554,6 +554,12 @@ def test_the_centralized_learner_joins_each_senders_chunks_back_into_whole_episo
     assert joiner.held_steps == 20 and len(lossy) == 30
     joiner.flush()
     assert joiner.held_steps == 0 and len(lossy) == 50
+    # A sender that never says an episode ended cannot make it hold more than max_steps.
+    capped = EpisodeReplay(1000, spec.obs_dim, spec.n_actions, gamma=0.9)
+    joiner = EpisodeJoiner(lambda chunk: capped.add_chunk(**chunk), max_steps=40)
+    for msg in msgs(0)[:2]:  # t0 0 and 20, neither ends
+        joiner.add(msg, experience_from_msg(msg, spec))
+    assert joiner.held_steps == 0 and len(capped) == 40
 
 
 def test_every_own_imagination_batch_of_a_round_is_offered_to_the_rollout_gate() -> None:
