@@ -263,16 +263,25 @@ class Agent:
 
     def _share_rollouts(self, traj: Trajectory) -> None:
         scores = self.learner.ac.critic_losses(traj)  # (N,)
-        chosen = [i for i, s in enumerate(scores) if self.rollout_gate.decide(float(s))]
-        if not chosen:
+        # The send queue ranks by priority: the critic loss as a z-score under the gate's window,
+        # the unit of the experience score, so under `both` neither kind outranks the other by
+        # scale alone (raw critic losses and z-scores were compared before).
+        gate = self.rollout_gate
+        priority = {}
+        for i, s in enumerate(scores):
+            z = gate.zscore(float(s))
+            if gate.decide(float(s)):
+                priority[i] = z
+        if not priority:
             return
+        chosen = list(priority)
         index = torch.as_tensor(chosen)
         subset = Trajectory(**{k: v[:, index] for k, v in vars(traj).items()})
         for i, rollout in zip(chosen, from_trajectory(subset)):
             msg = rollout_msg(rollout, sender=self.agent_id, seq=self._next_seq(),
                               step=self.counters["env_steps"], score=float(scores[i]),
                               float16=self.cfg.comms.float16)
-            self._send(msg, float(scores[i]))
+            self._send(msg, priority[i])
 
     def _next_seq(self) -> int:
         self._seq += 1

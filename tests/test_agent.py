@@ -574,3 +574,24 @@ def test_every_own_imagination_batch_of_a_round_is_offered_to_the_rollout_gate()
     assert agents[0].learner.ac_updates == 3
     assert agents[0]._new_rollouts is not None
     assert agents[0]._new_rollouts.action.shape == (t.horizon, 3 * t.batch_size * t.seq_len)
+
+
+def test_rollouts_queue_with_z_score_priorities_like_experience() -> None:
+    # One send queue ranks every item: experience by its composite z-score, rollouts by their
+    # critic loss as a z-score under the rollout gate's window (raw losses were compared before).
+    cfg = replace(TINY, **{"train.prefill": 0, "train.ac_warmup": 0, "share.method": "rollout",
+                           "share.beta": 1.0})
+    env, agents, _, _ = setup(cfg)
+    play_episode(env, agents)
+    agents[0].train_round()
+    traj = agents[0]._new_rollouts
+    assert traj is not None
+    losses = agents[0].learner.ac.critic_losses(traj)
+    sent: list[float] = []
+    agents[0]._send = lambda msg, score: sent.append(score)  # type: ignore[method-assign]
+    agents[0].share()
+    assert len(sent) == len(losses) >= 3
+    assert sent[:2] == [0.0, 0.0]  # no spread in the gate's window yet
+    k = len(losses) - 1
+    before = np.asarray(losses[max(0, k - cfg.share.window):k], dtype=np.float64)  # the gate's window
+    assert sent[k] == pytest.approx((float(losses[k]) - before.mean()) / before.std(), rel=1e-4)

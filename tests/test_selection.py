@@ -154,3 +154,12 @@ def test_composite_scorer_is_max_of_normalized_losses():
     assert CompositeScorer(window=4).score(sample) == 0.0  # nothing seen yet
     with pytest.raises(ValueError, match="losses lack kl"):
         scorer.score({"avail": 1.0, "term": 1.0, "reward": 1.0})
+
+
+def test_zscore_is_the_scores_distance_from_the_window_in_its_spreads():
+    gate = GaussianGate(0.5, window=10)
+    assert gate.zscore(5.0) == 0.0  # no spread yet
+    for s in (1.0, 3.0):
+        gate.decide(s)
+    assert gate.zscore(4.0) == pytest.approx((4.0 - 2.0) / 1.0)  # population std of [1, 3] is 1
+    assert gate.decisions == 2  # zscore judges nothing and pushes nothing

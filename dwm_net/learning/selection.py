@@ -103,6 +103,13 @@ class GaussianGate:
         """Fraction of decisions so far that shared (0 before any)."""
         return self.shared / self.decisions if self.decisions else 0.0
 
+    def zscore(self, score: float) -> float:
+        """How many window standard deviations ``score`` lies above the window's mean (0 before
+        there is a spread): the unit of the composite experience score, so both kinds of item
+        can share one priority queue. Call it before `decide`, which pushes the score."""
+        sigma = self.stats.std
+        return 0.0 if self.stats.count < 2 or sigma == 0.0 else (score - self.stats.mean) / sigma
+
     def decide(self, score: float) -> bool:
         mu, sigma = self.stats.mean, self.stats.std
         if self.beta in (0.0, 1.0):
