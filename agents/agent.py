@@ -12,7 +12,8 @@ its own RSSM state (``carry``) between steps. What it shares (paper 4.2):
 
 - ``experience``/``both``: the episode just finished, cut into chunks of ``share.chunk_len``
   steps (the last one overlapping the one before, so every chunk is full length and none spans
-  an episode boundary), each scored by the world model's per-head losses -> `CompositeScorer`
+  an episode boundary; when both pass the gate, which at the paper's beta <= 0.1 is rare, the
+  overlapping steps travel twice), each scored by the world model's per-head losses -> `CompositeScorer`
   -> `GaussianGate`; a chunk that passes goes out as an `ExperienceMsg`. Only new experience is
   offered ("whenever new experiences ... are collected"), so nothing is offered twice.
 - ``rollout``/``both``: the own imagined rollouts of the last actor-critic update, each scored
