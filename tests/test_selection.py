@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dwm_net.learning.selection import CompositeScorer, GaussianGate, SlidingStats, gate_threshold
+from dwm_net.learning.selection import WARMUP, CompositeScorer, GaussianGate, SlidingStats, gate_threshold
 
 _PHI = NormalDist().cdf
 N_STREAM = 200_000
@@ -117,9 +117,10 @@ def test_gaussian_gate_edge_cases():
     everything, nothing = GaussianGate(1.0, 10), GaussianGate(0.0, 10)
     assert all(everything.decide(float(x)) for x in range(20))
     assert not any(nothing.decide(float(x)) for x in range(20))
-    gate = GaussianGate(0.2, 10)
-    assert not gate.decide(100.0) and not gate.decide(5.0)  # warm-up: fewer than 2 scores seen
-    assert gate.decide(1e6)  # now compared with mean 52.5, std 47.5
+    gate = GaussianGate(0.2, 20)
+    # warm-up: nothing is shared before WARMUP scores are seen, however high
+    assert not any(gate.decide(x) for x in [100.0, 5.0] + [1e6] * (WARMUP - 2))
+    assert gate.decide(1e7)  # now compared with the window's mean and spread
     constant = GaussianGate(0.05, 10)
     assert not any(constant.decide(1.0) for _ in range(50))  # sigma = 0 never floods the link
     assert constant.decide(1.5)
@@ -129,17 +130,17 @@ def test_gaussian_gate_edge_cases():
 
 
 def test_gate_compares_before_pushing():
-    gate = GaussianGate(0.2, 3)  # c = 0.8416
-    for x in (0.0, 2.0):
+    gate = GaussianGate(0.2, WARMUP)  # c = 0.8416
+    for x in (0.0, 2.0) * (WARMUP // 2):
         gate.decide(x)
-    # Previous (0, 2): mu 1, sigma 1, threshold 1.84. Pushing 1.9 first would give mu 1.3,
-    # sigma 0.92 and threshold 2.07, and 1.9 would not be shared.
+    # Previous (0, 2, 0, 2, ...): mu 1, sigma 1, threshold 1.84. Pushing 1.9 first would evict a
+    # 0 and give mu 1.19, sigma 0.94, threshold 1.98, and 1.9 would not be shared.
     assert gate.decide(1.9)
-    assert gate.stats.count == 3 and math.isclose(gate.stats.mean, 1.3)
+    assert gate.stats.count == WARMUP and math.isclose(gate.stats.mean, 1.19)
 
 
 def test_composite_scorer_is_max_of_normalized_losses():
-    scorer = CompositeScorer(window=4)
+    scorer = CompositeScorer(window=3)  # warm after min(WARMUP, window) = 3 losses
     history = {"avail": [1.0, 2.0, 3.0], "term": [5.0, 5.0, 5.0], "reward": [0.0, 1.0, 0.0],
                "kl": [10.0, 20.0, 30.0]}
     for i in range(3):
@@ -150,16 +151,32 @@ def test_composite_scorer_is_max_of_normalized_losses():
     assert normalized["term"] == 0.0  # sigma = 0 -> 0, not a division by zero
     assert math.isclose(scorer.score(sample), max(normalized.values()))
     assert max(normalized, key=normalized.get) == "reward"
-    assert scorer.stats["kl"].count == 4 and scorer.stats["kl"].mean == 25.0
+    assert scorer.stats["kl"].count == 3 and scorer.stats["kl"].mean == 30.0
     assert CompositeScorer(window=4).score(sample) == 0.0  # nothing seen yet
     with pytest.raises(ValueError, match="losses lack kl"):
         scorer.score({"avail": 1.0, "term": 1.0, "reward": 1.0})
 
 
 def test_zscore_is_the_scores_distance_from_the_window_in_its_spreads():
-    gate = GaussianGate(0.5, window=10)
+    gate = GaussianGate(0.5, window=WARMUP)
     assert gate.zscore(5.0) == 0.0  # no spread yet
-    for s in (1.0, 3.0):
+    for s in (1.0, 3.0) * (WARMUP // 2):
+        assert gate.zscore(4.0) == 0.0  # warm-up
         gate.decide(s)
     assert gate.zscore(4.0) == pytest.approx((4.0 - 2.0) / 1.0)  # population std of [1, 3] is 1
-    assert gate.decisions == 2  # zscore judges nothing and pushes nothing
+    assert gate.decisions == WARMUP  # zscore judges nothing and pushes nothing
+
+
+def test_warm_up_keeps_a_two_value_spread_from_judging_the_third_loss():
+    # Regression: the third loss was divided by the spread of two and scored in the hundreds,
+    # passed the gate at any beta and then inflated the gate's sigma for K decisions.
+    rng = np.random.default_rng(0)
+    scorer, gate = CompositeScorer(window=1500), GaussianGate(0.01, 1500)
+    keys = ("avail", "term", "reward", "kl")
+    # two nearly equal first losses (as a fresh world model's can be), then the usual spread
+    losses = [dict.fromkeys(keys, 1.0), dict.fromkeys(keys, 1.001)]
+    losses += [{k: float(v) for k, v in zip(keys, rng.gamma(2.0, 1.0, 4))} for _ in range(200)]
+    scores = [scorer.score(loss) for loss in losses]
+    assert scores[:WARMUP] == [0.0] * WARMUP
+    assert max(scores) < 10.0  # z-scores of a gamma(2) loss against >= 10 of its kind
+    assert not any(gate.decide(s) for s in scores[:WARMUP])
