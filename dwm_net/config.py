@@ -460,13 +460,16 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # Paper section 5 ("Implementation details"), exactly. Values the text does not state (MLP
     # depth, GRU/embed size, gamma, lambda, PPO epochs/clip, prefill, KL balance) come from MAMBA,
-    # which the paper says it builds on.
+    # which the paper says it builds on; the KL's reduction comes from eq. 1 (below).
     "paper": Preset(
         "paper section 5: hidden 256, 32x32 latents, seq 20, horizon 15, batch 40, 250k replay",
         {
             "model": {"hidden": 256, "layers": 2, "deter": 256, "n_categoricals": 32, "n_classes": 32,
                       "embed": 256, "kl_balance": 0.8, "kl_scale": 1.0, "free_nats": 0.0,
-                      "kl_average": False,  # DreamerV2 sums the KL over the categoricals
+                      # Not from MAMBA, which averages over the categoricals (`mamba`): eq. 1's
+                      # D_KL is the KL of the whole latent z_t, for independent categoricals the
+                      # sum over them, as DreamerV2 computes it.
+                      "kl_average": False,
                       "action_decoder": 1.0},  # eq. 1's action decoder
             "train": {"seq_len": 20, "horizon": 15, "capacity": 250_000, "wm_epochs": 5, "ac_epochs": 4,
                       "ppo_epochs": 5, "batch_size": 40, "entropy": 0.01, "entropy_decay": 0.99998,
