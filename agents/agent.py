@@ -16,9 +16,9 @@ its own RSSM state (``carry``) between steps. What it shares (paper 4.2):
   overlapping steps travel twice), each scored by the world model's per-head losses -> `CompositeScorer`
   -> `GaussianGate`; a chunk that passes goes out as an `ExperienceMsg`. Only new experience is
   offered ("whenever new experiences ... are collected"), so nothing is offered twice.
-- ``rollout``/``both``: the own imagined rollouts of the last actor-critic update, each scored
-  by its critic loss -> `GaussianGate`; one `RolloutMsg` per rollout that passes. Received
-  rollouts are never forwarded.
+- ``rollout``/``both``: the own imagined rollouts of the last round's actor-critic updates, each
+  scored by its critic loss before the update trained on it -> `GaussianGate`; one `RolloutMsg`
+  per rollout that passes. Received rollouts are never forwarded.
 
 The score travels with every item into the transport's priority queue (highest score first
 under a byte budget). ``independent`` shares nothing. ``centralized`` in one process shares a
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.learner import DreamerLearner, Learner
+from agents.learner import DreamerLearner, Learner, ScoredRollouts
 from agents.wire import (
     WireError,
     experience_from_msg,
@@ -107,7 +107,7 @@ class Agent:
         self.counters: Counter[str] = Counter()
         self._steps: list[tuple[np.ndarray, int, float, bool, np.ndarray, bool]] = []
         self._new_episode: dict[str, np.ndarray] | None = None  # finished, not yet offered
-        self._new_rollouts: Trajectory | None = None  # own imagination of the last round
+        self._new_rollouts: ScoredRollouts | None = None  # own imagination of the last round
         self._seq = 0
         # Under an unlimited budget nothing should be dropped, but one round can offer more
         # messages than the bounded send queue holds (rollout sharing at beta = 1: B*T per
@@ -262,8 +262,8 @@ class Agent:
                                       float16=self.cfg.comms.float16, t0=start,
                                       ends=start + t >= length), 0.0)
 
-    def _share_rollouts(self, traj: Trajectory) -> None:
-        scores = self.learner.ac.critic_losses(traj)  # (N,)
+    def _share_rollouts(self, rollouts: ScoredRollouts) -> None:
+        traj, scores = rollouts.traj, rollouts.critic_loss  # (H+1, N, ...), (N,)
         # The send queue ranks by priority: the critic loss as a z-score under the gate's window,
         # the unit of the experience score, so under `both` neither kind outranks the other by
         # scale alone (raw critic losses and z-scores were compared before).

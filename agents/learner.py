@@ -15,8 +15,16 @@ model and `ac_epochs` for the actor-critic"):
    B * (1 - shared fraction) sequences, so their gradient is noisier the more is received
    (e.g. 8 of 40 rows at beta = 1 on 2s3z); the paper's own-buffer step would give them B.
 2. `ac_epochs` actor-critic updates, each on trajectories imagined from the posterior states of
-   a fresh own batch (every (b, t) state starts one rollout), concatenated with as many received
-   rollouts as there are own ones, at most, drawn from the imagination buffer (Algorithm 2).
+   a fresh own batch (every (b, t) state starts one rollout), concatenated with the received
+   rollouts not used before (oldest first, at most as many as own ones: `ImaginationBuffer.take`).
+   Algorithm 2 pools every agent's rollouts in one SharedImaginationBuffer and samples it
+   uniformly, so peers' part of a batch grows with what they share (about beta per peer). Using
+   each received rollout once keeps that proportion while the own part stays fresh, on-policy
+   imagination, as in Independent Training. (Drawing a fixed N from a store of 4N received ones
+   made peers half of every batch at any beta > 0, each rollout used ~100 times over ~100-400
+   rounds of a peer's drifting model: measured, 2026-11-28 review.)
+   Each own rollout's critic loss is taken before the update trains on it (`ScoredRollouts`):
+   the selection score of paper 4.2, which a critic fitted to the rollout would understate.
 
 Shape notes: B batch, T time, N = B*T rollouts, H horizon, R deter size, C categoricals,
 K classes, A actions.
@@ -25,6 +33,7 @@ K classes, A actions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,6 +49,19 @@ from dwm_net.learning.world_model import TensorBatch, WorldModel, WorldModelLear
 # Received rollouts kept, in own imagination batches (B*T rollouts each): enough to mix a few
 # rounds' worth of peers' rollouts without holding a replay-sized store of latents.
 IMAGINATION_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class ScoredRollouts:
+    """Own imagined rollouts (H+1, N, ...) and each one's critic loss (N,) float64, taken before
+    the actor-critic update that trained on them: the rollout selection score (paper 4.2)."""
+
+    traj: Trajectory
+    critic_loss: np.ndarray
+
+    def cat(self, other: ScoredRollouts) -> ScoredRollouts:
+        return ScoredRollouts(self.traj.cat(other.traj),
+                              np.concatenate([self.critic_loss, other.critic_loss]))
 
 
 class Learner(Protocol):
@@ -58,7 +80,7 @@ class Learner(Protocol):
 
     def train_round(self, rng: np.random.Generator, *, use_shared: bool, use_received: bool,
                     should_stop: Callable[[], bool] | None = None
-                    ) -> tuple[dict[str, float], Trajectory | None]: ...
+                    ) -> tuple[dict[str, float], ScoredRollouts | None]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -121,20 +143,21 @@ class DreamerLearner:
         return self.wm.imagine(start, self.ac.policy, t.horizon, t.gamma,
                                sample_avail=t.imagine_avail == "sample")
 
-    def received(self, n: int, rng: np.random.Generator) -> Trajectory | None:
-        """Up to ``n`` received rollouts (H+1, n, ...), or None when none arrived yet."""
-        if len(self.imagined) == 0:
+    def received(self, n: int) -> Trajectory | None:
+        """Up to ``n`` received rollouts (H+1, n, ...) not used before, or None."""
+        if self.imagined.fresh == 0:
             return None
-        sample = self.imagined.sample(min(n, len(self.imagined)), rng)
-        return to_trajectory(sample, self.cfg.model.n_classes, self.wm.device)
+        return to_trajectory(self.imagined.take(n), self.cfg.model.n_classes, self.wm.device)
 
     def train_actor_critic(self, rng: np.random.Generator, *,
-                           use_received: bool) -> tuple[dict[str, float], Trajectory]:
-        """One update; returns its metrics and the *own* imagined part (what may be shared).
-        With ``train.self_imitation``, a self-imitation step on the same own batch follows."""
+                           use_received: bool) -> tuple[dict[str, float], ScoredRollouts]:
+        """One update; returns its metrics and the *own* imagined part (what may be shared),
+        scored before the update. With ``train.self_imitation``, a self-imitation step on the
+        same own batch follows."""
         starts = self.own_starts(rng)
         own = self.imagine(rng, starts)
-        peers = self.received(own.action.shape[1], rng) if use_received else None
+        scored = ScoredRollouts(own, self.ac.critic_losses(own))
+        peers = self.received(own.action.shape[1]) if use_received else None
         received = 0.0 if peers is None else float(peers.action.shape[1])
         # Rebinding frees the received rollouts once they are copied into the batch (a full
         # `paper` update holds several copies of (H+1, N, F) latents at its peak).
@@ -144,7 +167,7 @@ class DreamerLearner:
         if self.cfg.train.self_imitation > 0.0:
             metrics.update({f"sil_{k}": v for k, v in self.self_imitate(*starts).items()})
         self.ac_updates += 1
-        return {**metrics, "received_rollouts": received}, own
+        return {**metrics, "received_rollouts": received}, scored
 
     def self_imitate(self, batch: TensorBatch, post: Latent) -> dict[str, float]:
         """`ActorCritic.self_imitate` on real sequences and their posterior states (B, T, ...)."""
@@ -152,7 +175,7 @@ class DreamerLearner:
 
     def train_round(self, rng: np.random.Generator, *, use_shared: bool, use_received: bool,
                     should_stop: Callable[[], bool] | None = None
-                    ) -> tuple[dict[str, float], Trajectory | None]:
+                    ) -> tuple[dict[str, float], ScoredRollouts | None]:
         """`wm_epochs` world-model then `ac_epochs` actor-critic updates; metrics are the last of
         each, prefixed ``wm/`` and ``ac/``; the trajectory holds every own imagination batch of
         the round (Algorithm 2 offers every generated rollout to the gate; with only the last
@@ -165,7 +188,7 @@ class DreamerLearner:
         there, between whole updates, so what it then saves is consistent."""
         t = self.cfg.train
         metrics: dict[str, float] = {}
-        own: Trajectory | None = None
+        own: ScoredRollouts | None = None
         stop = should_stop or (lambda: False)
         for _ in range(t.wm_epochs):
             if stop():
@@ -197,4 +220,4 @@ class DreamerLearner:
         self.wm_updates, self.ac_updates = int(state["wm_updates"]), int(state["ac_updates"])
 
 
-__all__ = ["IMAGINATION_BATCHES", "DreamerLearner", "Learner"]
+__all__ = ["IMAGINATION_BATCHES", "DreamerLearner", "Learner", "ScoredRollouts"]

@@ -65,7 +65,7 @@ def _measure(preset: str, scenario: str, seed: int) -> dict[str, Any]:
     stages["world-model update"] = peak_rss_mib()
     _, own = learner.train_actor_critic(rng, use_received=False)
     stages["actor-critic update (own)"] = peak_rss_mib()
-    for rollout in islice(cycle(from_trajectory(own)), learner.imagined.capacity):
+    for rollout in islice(cycle(from_trajectory(own.traj)), learner.imagined.capacity):
         learner.imagined.add(rollout)
     stages["rollout buffer full"] = peak_rss_mib()
     metrics, _ = learner.train_actor_critic(rng, use_received=True)

@@ -3,6 +3,7 @@ end, Algorithm 1 routing, save/load, and bad peer messages (tiny preset, CPU, on
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,24 @@ def test_shared_rollouts_enter_the_actor_critic_batch() -> None:
         exchange(agents, transports)
     n_own = cfg.train.batch_size * cfg.train.seq_len
     assert all(a.metrics()["ac/received_rollouts"] == n_own for a in agents)
+    # Each received rollout is used once: the next round takes the last exchange's, the one
+    # after it, with nothing new from the peer, none.
+    for expected in (n_own, 0):
+        play_episode(env, agents)
+        agents[0].train_round()
+        assert agents[0].metrics()["ac/received_rollouts"] == expected
+
+
+def test_rollouts_are_scored_by_the_critic_before_it_trains_on_them() -> None:
+    # The selection score is the critic's error on a rollout it has not yet been fitted to.
+    cfg = replace(TINY, **{"train.prefill": 0, "train.ac_warmup": 0, "share.method": "rollout"})
+    env, agents, _, _ = setup(cfg)
+    play_episode(env, agents)
+    learner = agents[0].learner
+    before = copy.deepcopy(learner.ac)
+    _, scored = learner.train_actor_critic(agents[0].rng, use_received=False)
+    np.testing.assert_allclose(scored.critic_loss, before.critic_losses(scored.traj), rtol=1e-6)
+    assert not np.allclose(scored.critic_loss, learner.ac.critic_losses(scored.traj))
 
 
 def test_unlimited_budget_sends_a_burst_larger_than_the_queue() -> None:
@@ -573,7 +592,8 @@ def test_every_own_imagination_batch_of_a_round_is_offered_to_the_rollout_gate()
     t = cfg.train
     assert agents[0].learner.ac_updates == 3
     assert agents[0]._new_rollouts is not None
-    assert agents[0]._new_rollouts.action.shape == (t.horizon, 3 * t.batch_size * t.seq_len)
+    assert agents[0]._new_rollouts.traj.action.shape == (t.horizon, 3 * t.batch_size * t.seq_len)
+    assert agents[0]._new_rollouts.critic_loss.shape == (3 * t.batch_size * t.seq_len,)
 
 
 def test_rollouts_queue_with_z_score_priorities_like_experience() -> None:
@@ -584,9 +604,9 @@ def test_rollouts_queue_with_z_score_priorities_like_experience() -> None:
     env, agents, _, _ = setup(cfg)
     play_episode(env, agents)
     agents[0].train_round()
-    traj = agents[0]._new_rollouts
-    assert traj is not None
-    losses = agents[0].learner.ac.critic_losses(traj)
+    rollouts = agents[0]._new_rollouts
+    assert rollouts is not None
+    losses = rollouts.critic_loss
     sent: list[float] = []
     agents[0]._send = lambda msg, score: sent.append(score)  # type: ignore[method-assign]
     agents[0].share()

@@ -436,6 +436,27 @@ def test_imagination_buffer_fifo_eviction_and_validation():
         ImaginationBuffer(2, h, r, c, k, a).sample(1, np.random.default_rng(0))
 
 
+def test_imagination_buffer_take_hands_out_each_rollout_once_oldest_first():
+    # Received rollouts join the actor-critic batch once each (agents/learner.py), so peers'
+    # share of a batch follows what they send instead of a fixed half.
+    h, r, c, k, a = 3, 2, 2, 4, 5
+    traj = _random_trajectory(h, 7, r, c, k, a, seed=3)
+    firsts = traj.deter[0].numpy()  # (7, R): identifies each rollout
+    buf = ImaginationBuffer(4, h, r, c, k, a)
+    rollouts = from_trajectory(traj)
+    for rollout in rollouts[:3]:
+        buf.add(rollout)
+    assert buf.fresh == 3
+    np.testing.assert_array_equal(buf.take(2)["deter"][0], firsts[:2])
+    assert buf.fresh == 1
+    for rollout in rollouts[3:]:  # 4 more into a buffer of 4: rollout 2 is evicted unused
+        buf.add(rollout)
+    assert buf.fresh == 4 and len(buf) == 4
+    np.testing.assert_array_equal(buf.take(10)["deter"][0], firsts[3:])
+    assert buf.fresh == 0 and buf.take(5)["deter"].shape == (h + 1, 0, r)
+    assert len(buf) == 4  # taking frees nothing: `sample` still draws from every stored one
+
+
 def test_full_paper_buffer_on_2s3z_is_small():
     """Paper preset: 250k transitions; 2s3z: 80-dim obs, 11 actions. float32 obs: ~84 MB."""
     own = EpisodeReplay(250_000, 80, 11)

@@ -316,7 +316,8 @@ def sample_mixed(own: EpisodeReplay, shared: EpisodeReplay, batch_size: int, seq
 
 
 class ImaginationBuffer:
-    """Received imagined rollouts (Algorithm 2), FIFO-evicted. One rollout is a dict:
+    """Received imagined rollouts (Algorithm 2), FIFO-evicted. `take` hands out each rollout
+    once, oldest first; `sample` draws any stored one with replacement. One rollout is a dict:
     deter (H+1, R), stoch (H+1, C) class indices, action (H,), logits (H, A), avail (H, A) bool,
     reward (H,), discount (H,). Floats are stored as `float_dtype` (float16 halves the memory;
     masked logits far below its range become -inf, which softmax still maps to 0)."""
@@ -343,9 +344,15 @@ class ImaginationBuffer:
         }
         self._next = 0
         self._size = 0
+        self._fresh = 0  # the newest rollouts that `take` has not handed out yet
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def fresh(self) -> int:
+        """Rollouts stored and not yet handed out by `take`."""
+        return self._fresh
 
     @property
     def nbytes(self) -> int:
@@ -365,6 +372,15 @@ class ImaginationBuffer:
             store[self._next] = rollout[name]
         self._next = (self._next + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
+        self._fresh = min(self._fresh + 1, self.capacity)  # a full buffer evicts unused ones too
+
+    def take(self, n: int) -> dict[str, np.ndarray]:
+        """The oldest ``min(n, fresh)`` rollouts not handed out before, time-major like `sample`;
+        each rollout is handed out once."""
+        k = min(n, self._fresh)
+        idx = (self._next - self._fresh + np.arange(k)) % self.capacity
+        self._fresh -= k
+        return {name: np.swapaxes(store[idx], 0, 1) for name, store in self._arrays.items()}
 
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """`n` rollouts drawn uniformly with replacement, time-major like `Trajectory`:
