@@ -11,7 +11,9 @@ sent or dropped with one of the ledger's reasons.
 - hwm:       the transport refused it (`send` returned False, e.g. a ZeroMQ high-water mark);
              its tokens stay spent, so the budget remains an upper bound on what was offered
              to the wire.
-- peer_lost: `drop_all`, when the link goes away.
+- peer_lost: `drop_all`, when no peer is subscribed to the link any more (ZeroMQ would
+             publish to nobody without a word).
+- shutdown:  `drop_all` when the transport closes with items still queued.
 
 Guarantee (per link): over any window of W seconds (or W env steps for per-step budgets),
 the bytes sent are at most rate * W + burst.

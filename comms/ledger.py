@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, Self, get_args
 
-DropReason = Literal["budget", "age", "overflow", "hwm", "peer_lost"]
+DropReason = Literal["budget", "age", "overflow", "hwm", "peer_lost", "shutdown"]
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 Outcome = Literal["sent", "dropped"]
 

@@ -316,7 +316,7 @@ def test_stats_count_per_reason_and_per_kind():
     assert stats["sent"] == 1 and stats["sent_bytes"] == 600 and stats["queued"] == 1
     assert stats["by_kind"]["rollout"]["sent"] == 1
     assert stats["by_kind"]["rollout"]["dropped"] == {
-        "budget": 1, "age": 0, "overflow": 1, "hwm": 0, "peer_lost": 0
+        "budget": 1, "age": 0, "overflow": 1, "hwm": 0, "peer_lost": 0, "shutdown": 0
     }
     assert stats["by_kind"]["experience"]["sent"] == 0
     assert stats["dropped_bytes"] == 5600

@@ -104,7 +104,7 @@ def test_summary_totals_and_rates(tmp_path):
     assert exp["sent"] == 2 and exp["wire_bytes_sent"] == 1650 and exp["payload_bytes_sent"] == 1634
     assert exp["dropped"] == 3 and exp["wire_bytes_dropped"] == 2001 + 100 + 100
     assert exp["dropped_by_reason"] == {
-        "budget": 1, "age": 0, "overflow": 1, "hwm": 1, "peer_lost": 0
+        "budget": 1, "age": 0, "overflow": 1, "hwm": 1, "peer_lost": 0, "shutdown": 0
     }
     assert exp["wire_bytes_sent_per_s"] == pytest.approx(1650 / 5.5)
     assert exp["wire_bytes_sent_per_step"] == pytest.approx(1650 / 8)
