@@ -151,6 +151,13 @@ class MemberProcess:
         out["queued"] = stats["queued"]
         return out
 
+    def busy_stop(self) -> bool:
+        """`should_stop` for a training round: asked between updates, it also heartbeats, so
+        that peers do not report this member lost during a long round (`paper`: ~12 s)."""
+        if self.transport is not None:
+            self.transport.heartbeat()
+        return self.stop()
+
     def publish(self, values: dict[str, Any], step: int, *, force: bool = False) -> None:
         """Rate-limited metrics to the collector (scalars only)."""
         if self.metrics_pub is None:
@@ -210,6 +217,8 @@ class AgentProcess(MemberProcess):
         folder = load_latest(self.checkpoints, self.agent.load)
         if folder is not None:
             self._last_checkpoint_step = self.agent.counters["env_steps"]
+            # the step every ledger line and heartbeat carries continues from the checkpoint
+            self.transport.advance_steps(self._last_checkpoint_step)
             log.info("agent %d: resumed from %s (%d env steps)", self.id, folder,
                      self._last_checkpoint_step)
         self.connect_peers(spec)
@@ -293,7 +302,7 @@ class AgentProcess(MemberProcess):
         agent.end_episode()
         t0 = time.perf_counter()
         with self.watch("train"):
-            losses = agent.train_round(should_stop=self.stop)
+            losses = agent.train_round(should_stop=self.busy_stop)
         train_s = time.perf_counter() - t0
         with self.watch("share"):
             agent.share()

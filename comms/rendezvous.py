@@ -28,7 +28,7 @@ import zmq
 
 from comms.codec import decode, encode
 from comms.messages import ENV_HOST, MalformedMessage, Message, RegisterMsg, SpecMsg
-from comms.sockets import OwnedSocket, bind
+from comms.sockets import OwnedSocket, bind, require_shared_context
 from comms.sockets import connect as connect_socket
 from comms.transport import CurveSetup, RejectLog
 
@@ -67,6 +67,7 @@ class RendezvousServer(OwnedSocket):
                  extra_members: Collection[int] = ()) -> None:
         if n_agents < 1:
             raise ValueError(f"n_agents must be >= 1, got {n_agents}")
+        require_shared_context(ctx, curve, "RendezvousServer")
         self.n_agents = n_agents
         self.members = frozenset(range(n_agents)) | frozenset(extra_members)
         self._spec_fields = dict(spec_fields)
@@ -252,6 +253,7 @@ class ControlClient(OwnedSocket):
 
     def __init__(self, connect: str, member_id: int, *, ctx: zmq.Context | None = None,
                  curve: CurveSetup | None = None) -> None:
+        require_shared_context(ctx, curve, "ControlClient")
         super().__init__(zmq.DEALER, ctx)
         self.connect_endpoint = connect
         self.member_id = member_id

@@ -4,8 +4,24 @@ and bind / connect that turn ZeroMQ's refusals into one line naming the endpoint
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 import zmq
+
+from comms.codec import MAX_ARRAY_BYTES, MAX_HEADER_BYTES
+
+# Largest frame a receiving socket accepts: the codec's limits. libzmq otherwise takes in a frame
+# of any size before `decode` could reject it (a 200 MB frame grew a receiver by 400 MB,
+# measured); a peer that sends more is disconnected by libzmq.
+MAX_FRAME_BYTES = MAX_ARRAY_BYTES + MAX_HEADER_BYTES
+
+
+def require_shared_context(ctx: zmq.Context | None, curve: Any, what: str) -> None:
+    """CURVE sockets must live on the context their CurveSetup was made with: its ZAP handler
+    serves that context only (on another, libzmq lets every key in), and its socket monitors
+    would keep a context of the socket's own from terminating."""
+    if curve is not None and ctx is None:
+        raise ValueError(f"{what} with CURVE needs ctx=, the context its CurveSetup was made with")
 
 
 class EndpointError(ValueError):
@@ -51,6 +67,7 @@ class OwnedSocket:
         self._ctx = zmq.Context() if ctx is None else ctx
         self._sock = self._ctx.socket(kind)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         self._closed = False
 
     def close(self) -> None:

@@ -17,8 +17,16 @@ subscriber also subscribes to its own hello topic `b"\\x00hello:<id>"`; the publ
 (XPUB_VERBOSE) reads that subscription and so knows exactly which peer has joined. Until every
 expected peer has joined once, `pump` does not drain the queue: data offered before then waits
 (subject to the queue's `max_age_s` and `max_items`) instead of being published to nobody.
-After that the queue always drains; a peer that leaves and comes back misses what was sent
-meanwhile (it is reported "lost", then "back").
+After that the queue drains while at least one peer is subscribed; a peer that leaves and
+comes back misses what was sent meanwhile (it is reported "lost", then "back"). When every peer
+has unsubscribed (libzmq unsubscribes a subscriber that disconnects), ZeroMQ would publish to
+nobody without a word, so queued items are dropped as "peer_lost" instead. `close` records what
+is still queued as "shutdown" drops.
+
+Senders: a message whose sender id is not a member this transport connected to or expects is
+rejected ("unknown_sender"). (Which member's key signed a message is not checked: one SUB
+serves every peer, so an authenticated member could still claim another member's id.)
+Received frames larger than the codec's limits are refused by libzmq (`MAX_FRAME_BYTES`).
 
 High-water mark: the XPUB has XPUB_NODROP, so a full pipe makes a non-blocking send raise
 `zmq.Again`; the send callback then returns False and the queue records an "hwm" drop. One peer
@@ -26,7 +34,11 @@ that stops reading therefore blocks the broadcast for all (counted, never silent
 
 Liveness: a `HeartbeatMsg` every `heartbeat_s` (bypasses the byte budget, recorded in the ledger
 as kind "heartbeat"); a peer silent for `heartbeat_misses * heartbeat_s` is "lost" (event),
-"back" as soon as anything arrives from it again.
+"back" as soon as anything arrives from it again. `heartbeat()` sends one when due and nothing
+else, for callers busy between pumps (training rounds ask it between updates).
+
+CURVE: handshakes a peer's key fails are seen only on socket monitors; `pump` reads them every
+`CURVE_POLL_S`, so they are logged and counted in `stats()["rejected"]["curve"]`.
 
 Threading: a transport is owned by one thread, which makes every call on it (ZeroMQ sockets are
 not thread-safe).
@@ -48,7 +60,7 @@ from comms.codec import _encode, _wire_size_of_bytes, decode, encode, payload_si
 from comms.ledger import Clock, Ledger, link_name
 from comms.messages import HeartbeatMsg, MalformedMessage, Message
 from comms.security import warn_if_insecure
-from comms.sockets import EndpointError
+from comms.sockets import MAX_FRAME_BYTES, EndpointError, require_shared_context
 from comms.sockets import bind as bind_socket
 from comms.sockets import connect as connect_socket
 
@@ -68,6 +80,8 @@ DEFAULT_MAX_ITEMS = 1000
 # this often (real seconds): they only announce peers (re)joining, and reading them costs about
 # as much as sending a message. `poll` reads them whenever they are there.
 SERVICE_INTERVAL_S = 0.001
+# How often `pump` asks CURVE's socket monitors for rejected handshakes (real seconds).
+CURVE_POLL_S = 0.5
 
 
 def hello_topic(agent_id: int) -> bytes:
@@ -100,6 +114,11 @@ class Transport(Protocol):
         """`n` env steps passed (refills per-step budgets)."""
         ...
 
+    def heartbeat(self) -> None:
+        """Send a heartbeat if one is due, nothing else: for long computations between pumps
+        (a training round), so that peers do not report this one lost meanwhile."""
+        ...
+
     def peers(self) -> dict[int, PeerState]: ...
 
     def events(self) -> list[tuple[str, int]]:
@@ -118,6 +137,14 @@ class CurveSetup(Protocol):
 
     def apply_client(self, socket: zmq.Socket, peer_id: int) -> None:
         """Set the client keys and `peer_id`'s server key before the next `connect`."""
+        ...
+
+    def poll_monitor(self, timeout_s: float = 0.0) -> int:
+        """Count and log the handshakes rejected since the last call; how many are new."""
+        ...
+
+    def rejections(self) -> dict[str, int]:
+        """Rejected handshakes so far, per "<role> <endpoint>"."""
         ...
 
 
@@ -189,12 +216,16 @@ class _Core:
     def pump(self) -> None:
         self._pump_service()
         now = self._clock()
-        if now >= self._next_heartbeat:
-            self._next_heartbeat = now + self._heartbeat_s
-            self._send_heartbeat()
+        self._heartbeat_if_due(now)
         if self._ready():
-            self._queue.drain(self._wire_send)
+            if self._audience():
+                self._queue.drain(self._wire_send)
+            elif len(self._queue):
+                self._queue.drop_all("peer_lost")
         self._check_liveness(now)
+
+    def heartbeat(self) -> None:
+        self._heartbeat_if_due(self._clock())
 
     def advance_steps(self, n: int) -> None:
         self._step += n
@@ -231,6 +262,24 @@ class _Core:
     def _ready(self) -> bool:
         return True
 
+    def _audience(self) -> bool:
+        """Whether anyone would receive what is published now."""
+        return True
+
+    def _known_sender(self, sender: int) -> bool:
+        """Whether `sender` is a member this transport listens to."""
+        return True
+
+    def _heartbeat_if_due(self, now: float) -> None:
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self._heartbeat_s
+            self._send_heartbeat()
+
+    def _close_queue(self) -> None:
+        """Record what is still queued as dropped ("shutdown"): nothing leaves unaccounted."""
+        if len(self._queue):
+            self._queue.drop_all("shutdown")
+
     def _wire_send(self, frames: list[bytes]) -> bool:
         raise NotImplementedError
 
@@ -263,6 +312,12 @@ class _Core:
             return None
         if msg.sender == self.agent_id:
             self._rejects.reject("own_id", f"{msg.KIND} claims our own sender id")
+            return None
+        if not self._known_sender(msg.sender):
+            # Ids nobody registered would become "peers" (liveness events, per-sender state in
+            # the learner) for whoever can publish to us.
+            self._rejects.reject("unknown_sender", f"{msg.KIND} from sender {msg.sender}, "
+                                 "which is not a member of this run")
             return None
         self._received[msg.KIND] += 1
         self._received_bytes[msg.KIND] += sum(map(len, frames))
@@ -352,6 +407,7 @@ class InProcTransport(_Core):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._close_queue()
             self._hub.detach(self.agent_id)
 
     def _service(self) -> None:
@@ -388,6 +444,7 @@ class ZmqTransport(_Core):
                  clock: Clock = time.monotonic, curve: CurveSetup | None = None,
                  expect: Collection[int] = (), max_items: int = DEFAULT_MAX_ITEMS,
                  max_age_s: float | None = None) -> None:
+        require_shared_context(ctx, curve, "ZmqTransport")
         super().__init__(agent_id, budget, ledger=ledger, heartbeat_s=heartbeat_s,
                          heartbeat_misses=heartbeat_misses, clock=clock, max_items=max_items,
                          max_age_s=max_age_s)
@@ -395,8 +452,10 @@ class ZmqTransport(_Core):
         self._ctx = zmq.Context() if ctx is None else ctx
         self._curve = curve
         self._expected: set[int] = set(expect) - {agent_id}
-        self._hello_seen: set[int] = set()
+        self._hello_seen: set[int] = set()  # peers that have subscribed once
+        self._present: set[int] = set()  # peers subscribed now (an unsubscribe removes them)
         self._next_service = -math.inf  # see SERVICE_INTERVAL_S
+        self._next_curve_poll = -math.inf  # see CURVE_POLL_S
         self._connected: dict[int, str] = {}
         _warn_if_insecure(bind, curve)
         self._sockets: list[zmq.Socket] = []
@@ -407,6 +466,7 @@ class ZmqTransport(_Core):
             self._pub.setsockopt(zmq.XPUB_VERBOSE, 1)  # pass every subscription: hellos
             self._pub.setsockopt(zmq.XPUB_NODROP, 1)  # full pipe -> zmq.Again, not a silent drop
             self._sub.setsockopt(zmq.RCVHWM, hwm)
+            self._sub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
             self._sub.setsockopt(zmq.SUBSCRIBE, b"")
             self._sub.setsockopt(zmq.SUBSCRIBE, hello_topic(agent_id))
             if curve is not None:
@@ -475,13 +535,20 @@ class ZmqTransport(_Core):
         if self._closed:
             return
         self._closed = True
+        self._close_queue()
         for sock in self._sockets:
             sock.close(linger=0)
         if self._own_ctx:
             self._ctx.term()
 
     def stats(self) -> dict:
-        return {**super().stats(), "waiting_for": sorted(self._expected - self._hello_seen)}
+        stats = {**super().stats(), "waiting_for": sorted(self._expected - self._hello_seen),
+                 "subscribed": sorted(self._present)}
+        if self._curve is not None:
+            curve = sum(self._curve.rejections().values())
+            if curve:
+                stats["rejected"]["curve"] = curve
+        return stats
 
     def _socket(self, kind: int) -> zmq.Socket:
         sock = self._ctx.socket(kind)
@@ -492,11 +559,22 @@ class ZmqTransport(_Core):
     def _ready(self) -> bool:
         return self._expected <= self._hello_seen
 
+    def _audience(self) -> bool:
+        return bool(self._present)
+
+    def _known_sender(self, sender: int) -> bool:
+        return sender in self._connected or sender in self._expected
+
     def _pump_service(self) -> None:
         now = time.monotonic()
         if now >= self._next_service or not self._ready():
             self._next_service = now + SERVICE_INTERVAL_S
             self._service()
+        if self._curve is not None and now >= self._next_curve_poll:
+            # Rejected handshakes surface only on socket monitors: read them here, so that
+            # they are counted and logged (stats()["rejected"]["curve"]) while the run goes on.
+            self._next_curve_poll = now + CURVE_POLL_S
+            self._curve.poll_monitor()
 
     def _service(self) -> None:
         """Read subscription messages: a hello topic names the peer that just joined."""
@@ -508,14 +586,18 @@ class ZmqTransport(_Core):
                 event = self._pub.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if event[:1] != b"\x01" or not event[1:].startswith(HELLO_PREFIX):
-                continue  # the b"" subscription, or an unsubscribe (liveness tells us that)
+            if event[:1] not in (b"\x00", b"\x01") or not event[1:].startswith(HELLO_PREFIX):
+                continue  # the b"" (un)subscription
             try:
                 peer = int(event[1 + len(HELLO_PREFIX):])
             except ValueError:
                 self._rejects.reject("bad_hello", repr(event[:40]))
                 continue
+            if event[:1] == b"\x00":  # libzmq unsubscribes a subscriber that disconnected
+                self._present.discard(peer)
+                continue
             self._hello_seen.add(peer)
+            self._present.add(peer)
             self._joined(peer)
 
     def _read_available(self, out: list[Message]) -> None:

@@ -250,6 +250,8 @@ class EnvHost:
             if self.stop.set:
                 return None
             got = self.server.recv(0.25)
+            if self.curve is not None:
+                self.curve.poll_monitor()  # count and log rejected handshakes as they happen
             for member in self.server.restarts():
                 self._on_restart(member, steps, actions)
             if got is not None:
@@ -344,6 +346,8 @@ class EnvHost:
         out: dict[str, Any] = {"env_steps": self.state["env_steps"], "episodes": self.state["episodes"],
                                "status": self.status, **self.last_eval, **self.watch.as_metrics(),
                                **{k: v for k, v in self.counters.items()}}
+        if self.curve is not None:
+            out["rejected/curve"] = sum(self.curve.rejections().values())
         if wins:
             out["train_win_rate"] = float(np.mean(wins))
             out["train_return"] = float(np.mean([r for _, r in self.recent]))

@@ -20,7 +20,7 @@ from comms.budget import Budget, parse_budget
 from comms.codec import encode
 from comms.ledger import Ledger
 from comms.messages import ExperienceMsg, Message, StopMsg
-from comms.sockets import EndpointError
+from comms.sockets import MAX_FRAME_BYTES, EndpointError
 from comms.transport import InProcHub, InProcTransport, ZmqTransport, hello_topic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -432,6 +432,12 @@ class RecordingCurve:
     def apply_client(self, socket: zmq.Socket, peer_id: int) -> None:
         self.calls.append(("client", peer_id))
 
+    def poll_monitor(self, timeout_s: float = 0.0) -> int:
+        return 0
+
+    def rejections(self) -> dict[str, int]:
+        return {}
+
 
 @pytest.mark.timeout(10)
 def test_zmq_curve_hooks_run_once_per_socket_and_peer(ctx: zmq.Context) -> None:
@@ -575,3 +581,90 @@ def test_zmq_a_peer_that_advertised_garbage_is_rejected_not_fatal(ctx: zmq.Conte
         for a in agents:
             a.close()
 
+
+
+# --- accounting at the edges: shutdown, no audience, strangers, busy rounds ------------------
+
+@pytest.mark.timeout(10)
+def test_items_still_queued_at_close_are_ledgered_as_shutdown_drops(tmp_path: Path) -> None:
+    clock = FakeClock()
+    hub = InProcHub()
+    ledger = Ledger(tmp_path / "ledger.jsonl", clock)
+    a = InProcTransport(hub, 0, parse_budget("1KB/s", burst=1000), ledger=ledger, clock=clock)
+    b = InProcTransport(hub, 1, UNLIMITED, clock=clock)
+    for seq in range(4):
+        a.send(experience(0, seq, t=20))  # ~700 B each: one fits the burst
+    a.pump()
+    sent = a.stats()["sent"]
+    a.close()
+    b.close()
+    ledger.close()
+    data = Ledger.read_summary(tmp_path / "ledger.jsonl")["streams"]["experience"]["0->*"]
+    assert sent == 1 and data["sent"] == 1 and data["dropped_by_reason"]["shutdown"] == 3
+
+
+@pytest.mark.timeout(20)
+def test_zmq_items_for_nobody_are_dropped_as_peer_lost(ctx: zmq.Context) -> None:
+    a, b = mesh(ctx, 2)
+    try:
+        assert a.wait_for_peers(5) and b.wait_for_peers(5)
+        assert a.stats()["subscribed"] == [1]
+        b.close()  # libzmq unsubscribes b's topics at a's XPUB
+        assert until(lambda: a.stats()["subscribed"] == [], 5, lambda: a.poll(0.01))
+        assert a.send(experience(0, 0))
+        a.pump()
+        stats = a.stats()
+        assert stats["sent"] == 0 and stats["dropped"]["peer_lost"] == 1 and stats["queued"] == 0
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.timeout(20)
+def test_zmq_rejects_sender_ids_that_are_not_members(ctx: zmq.Context) -> None:
+    a = ZmqTransport(0, ANY_PORT, {}, UNLIMITED, ctx=ctx)
+    raw = ctx.socket(zmq.XPUB)
+    try:
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.bind(ANY_PORT)
+        a.connect_peers({5: raw.getsockopt(zmq.LAST_ENDPOINT).decode()})
+        assert raw.poll(5000), "a's subscription never arrived"
+        for sender in (7, 100, 5):
+            raw.send_multipart(encode(StopMsg(sender=sender, seq=0, step=0, reason="x")))
+        got: list[Message] = []
+        assert until(lambda: bool(got), 5, lambda: got.extend(a.poll(0.05)))
+        assert [m.sender for m in got] == [5]
+        assert a.stats()["rejected"] == {"unknown_sender": 2}
+        assert set(a.peers()) == {5}  # strangers leave no peer entries behind
+    finally:
+        raw.close(linger=0)
+        a.close()
+
+
+@pytest.mark.timeout(10)
+def test_heartbeat_sends_only_a_due_heartbeat() -> None:
+    # For training rounds: peers keep hearing from a busy agent, and nothing queued moves.
+    clock = FakeClock()
+    hub = InProcHub()
+    a = InProcTransport(hub, 0, UNLIMITED, clock=clock, heartbeat_s=1.0)
+    b = InProcTransport(hub, 1, UNLIMITED, clock=clock, heartbeat_s=1.0)
+    a.send(experience(0, 0))
+    a.heartbeat()  # the first is due at once
+    a.heartbeat()  # not due again before heartbeat_s
+    clock.t = 1.0
+    a.heartbeat()
+    assert a.stats()["heartbeats"]["sent"] == 2 and a.stats()["queued"] == 1
+    assert b.poll(0) == [] and b.stats()["heartbeats"]["received"] == 2
+
+
+def test_zmq_curve_needs_the_context_of_its_authenticator() -> None:
+    with pytest.raises(ValueError, match="ctx="):
+        ZmqTransport(0, ANY_PORT, {}, UNLIMITED, curve=RecordingCurve())
+
+
+def test_zmq_subscriber_refuses_frames_beyond_the_codec_limits(ctx: zmq.Context) -> None:
+    t = ZmqTransport(0, ANY_PORT, {}, UNLIMITED, ctx=ctx)
+    try:
+        assert t._sub.getsockopt(zmq.MAXMSGSIZE) == MAX_FRAME_BYTES
+    finally:
+        t.close()
