@@ -48,7 +48,7 @@ from comms.security import CurveSetup, KeyRing
 from comms.transport import ZmqTransport
 from dwm_net.config import Config
 from dwm_net.learning.types import EnvSpec
-from dwm_net.runlog import JsonlWriter, Stopwatch, TensorBoardLog, now
+from dwm_net.runlog import JsonlWriter, Stopwatch, TensorBoardLog, now, read_jsonl
 from dwm_net.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,10 @@ class AgentArgs:
     host_timeout_s: float = 900.0  # give up when the env host is silent this long
 
 
+# Record keys (and their "<key>/<detail>" forms) that `link_metrics` carries across processes.
+_LINK_TOTALS = frozenset({"sent_bytes", "recv_bytes", "drops"})
+
+
 def agent_dir(run_dir: Path, agent_id: int) -> Path:
     return run_dir / "checkpoints" / f"agent-{agent_id}"
 
@@ -94,6 +98,7 @@ class MemberProcess:
         self.tb: TensorBoardLog | None = None
         self.watch = Stopwatch()  # where this process's time goes
         self._last_publish = -math.inf
+        self._link_base: dict[str, int] = {}  # link totals of this member's earlier processes
 
     def open(self, *, connect: str, bind: str, advertise: str | None, keys: Path | None,
              metrics: str | None, budget: Budget, ledger_name: str, register_timeout_s: float) -> SpecMsg:
@@ -130,6 +135,16 @@ class MemberProcess:
             peers = {LEARNER: peers[LEARNER]}
         self.transport.connect_peers(peers)
 
+    def continue_link_totals(self, records: Path) -> None:
+        """Byte and drop totals go on from this member's last record (in `records`) instead of
+        restarting at 0 with each process: a resumed or restarted member's records and live view
+        then show the run's totals. Heartbeats count in neither direction (not data)."""
+        last: dict[str, Any] = {}
+        for last in read_jsonl(records):  # the last record is the one wanted
+            pass
+        self._link_base = {k: int(v) for k, v in last.items()
+                           if k.split("/")[0] in _LINK_TOTALS and isinstance(v, (int, float))}
+
     def link_metrics(self) -> dict[str, Any]:
         """This member's bytes, drops, rejections and peers, flat (for records and the view)."""
         assert self.transport is not None
@@ -137,13 +152,16 @@ class MemberProcess:
         out: dict[str, Any] = {"sent_bytes": stats["sent_bytes"]}
         for kind, k in stats["by_kind"].items():
             out[f"sent_bytes/{kind}"] = k["sent_bytes"]
-        out["recv_bytes"] = sum(stats["received_bytes"].values())
-        for kind, nbytes in stats["received_bytes"].items():
+        received = {k: v for k, v in stats["received_bytes"].items() if k != "heartbeat"}
+        out["recv_bytes"] = sum(received.values())
+        for kind, nbytes in received.items():
             out[f"recv_bytes/{kind}"] = nbytes
         out["drops"] = sum(stats["dropped"].values())
         for reason, n in stats["dropped"].items():
             if n:
                 out[f"drops/{reason}"] = n
+        for key, base in self._link_base.items():
+            out[key] = out.get(key, 0) + base
         out["rejected"] = sum(stats["rejected"].values())
         peers = stats["peers"]
         alive = sum(state != "lost" for state in peers.values())
@@ -221,7 +239,12 @@ class AgentProcess(MemberProcess):
             self.transport.advance_steps(self._last_checkpoint_step)
             log.info("agent %d: resumed from %s (%d env steps)", self.id, folder,
                      self._last_checkpoint_step)
+        elif (a.run_dir / f"agent-{self.id}.jsonl").exists():
+            log.warning("agent %d: no checkpoint saved yet (the first is at %d env steps): starting "
+                        "afresh; its step counts in agent-%d.jsonl restart at 0", self.id,
+                        cfg.run.checkpoint_every, self.id)
         self.connect_peers(spec)
+        self.continue_link_totals(a.run_dir / f"agent-{self.id}.jsonl")
         self.records = JsonlWriter(a.run_dir / f"agent-{self.id}.jsonl")
         self.tb = TensorBoardLog(a.run_dir / "tb" / f"agent-{self.id}")
         return spec

@@ -96,7 +96,9 @@ class EnvHost:
         self.episodes_log: JsonlWriter | None = None
         self.tb: TensorBoardLog | None = None
         self.counters: Counter[str] = Counter()
-        self.state = {"env_steps": 0, "episodes": 0, "tick": 0, "episode_id": 0, "next_eval": 0}
+        # last_eval: the env step of the last completed evaluation (-1: none yet)
+        self.state = {"env_steps": 0, "episodes": 0, "tick": 0, "episode_id": 0, "next_eval": 0,
+                      "last_eval": -1}
         self.recent: deque[tuple[bool, float]] = deque(maxlen=RECENT)
         self.last_eval: dict[str, float] = {}
         self.status = "starting"
@@ -137,7 +139,8 @@ class EnvHost:
     def _load_state(self) -> None:
         try:
             data = json.loads(self.state_path.read_text())
-            self.state = {k: int(data[k]) for k in self.state}
+            # last_eval is newer than the others: a run dir written before it has none
+            self.state = {k: int(data[k] if k != "last_eval" else data.get(k, -1)) for k in self.state}
             self.watch.totals = {k: float(v) for k, v in data.get("timers", {}).items()}
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise HostError(f"cannot resume: {self.state_path} is unreadable ({e}); start a new "
@@ -155,7 +158,8 @@ class EnvHost:
         try:
             while self.state["env_steps"] < cfg.steps and not self.stop.set:
                 if cfg.eval_every and self.state["env_steps"] >= self.state["next_eval"]:
-                    self.evaluate()
+                    if not self.evaluate():
+                        break  # stopped: next_eval stays, so a resume evaluates here again
                     self.state["next_eval"] = (self.state["env_steps"] // cfg.eval_every + 1) * cfg.eval_every
                     self._save_state()
                     continue
@@ -173,8 +177,9 @@ class EnvHost:
                 self._save_state()
                 self._publish()
                 self._wait_for_learner(learner_mark)
-            if not self.stop.set and cfg.eval_every and self.last_eval.get("eval_step") != self.state["env_steps"]:
-                self.evaluate()
+            if (not self.stop.set and cfg.eval_every
+                    and self.state["last_eval"] != self.state["env_steps"] and self.evaluate()):
+                self._save_state()
         except HostError as e:
             log.error("env host: %s", e)
             self._stop_members(str(e))
@@ -185,16 +190,23 @@ class EnvHost:
         self._stop_members(reason)
         return 0
 
-    def evaluate(self) -> None:
+    def evaluate(self) -> bool:
+        """`eval_episodes` greedy episodes; False if stopped before the last ended. Its episodes
+        reach episodes.jsonl only once all have ended, so a cut-short evaluation leaves no
+        partial record (the results would read it as an evaluation of fewer episodes)."""
         n = self.cfg.run.eval_episodes
-        results = []
+        results, records = [], []
         self.status = "eval"
         for _ in range(n):
             ret, won, length = self.episode(greedy=True)
             if length == 0:
-                return
+                return False
             results.append((won, ret))
-            self._log_episode("eval", ret, won, length)
+            records.append(self._episode_record("eval", ret, won, length))
+        assert self.episodes_log is not None
+        for record in records:
+            self.episodes_log.write(record)
+        self.state["last_eval"] = self.state["env_steps"]
         wins = np.array([w for w, _ in results], float)
         self.last_eval = {"eval_step": self.state["env_steps"], "eval_win_rate": float(wins.mean()),
                           "eval_return": float(np.mean([r for _, r in results])), "eval_episodes": n}
@@ -205,6 +217,7 @@ class EnvHost:
                  self.state["env_steps"], self.last_eval["eval_win_rate"], self.last_eval["eval_return"])
         self.status = "running"
         self._publish(force=True)
+        return True
 
     def episode(self, greedy: bool) -> tuple[float, bool, int]:
         """One lockstep episode: (team return, battle won, steps); steps 0 if stopped."""
@@ -334,9 +347,12 @@ class EnvHost:
 
     def _log_episode(self, mode: str, ret: float, won: bool, length: int) -> None:
         assert self.episodes_log is not None
-        self.episodes_log.write({"time": now(), "mode": mode, "episode": self.state["episode_id"] - 1,
-                                 "env_steps": self.state["env_steps"], "return": ret, "won": won,
-                                 "length": length})
+        self.episodes_log.write(self._episode_record(mode, ret, won, length))
+
+    def _episode_record(self, mode: str, ret: float, won: bool, length: int) -> dict[str, Any]:
+        """The episodes.jsonl record of the episode that just ended."""
+        return {"time": now(), "mode": mode, "episode": self.state["episode_id"] - 1,
+                "env_steps": self.state["env_steps"], "return": ret, "won": won, "length": length}
 
     def _save_state(self) -> None:
         write_json_atomic(self.state_path, {**self.state, "timers": self.watch.totals})

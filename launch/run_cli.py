@@ -24,12 +24,14 @@ from dwm_net.config import DEFAULT_PRESET, PRESETS, SCENARIOS, Config, ConfigErr
 from .config_cli import resolve_config_or_exit
 from .errors import ensure_folder, fail, non_negative
 from .rundir import (
+    DONE_FILE,
     RunDirError,
     default_run_dir,
     extend_run,
     n_agents_of,
     read_config,
     read_config_file,
+    read_host_state,
     write_config,
 )
 from .sweep import Sweep, SweepArgs, check_parallel, expand, mismatched_runs, status_of
@@ -150,6 +152,7 @@ def launch(
                  "eval_every": eval_every, "eval_episodes": eval_episodes}
     if resume is not None:
         cfg, run_dir = _resume_config(resume, run_dir, preset, file, sets, flags)
+        _exit_if_finished(run_dir, cfg)
     else:
         cfg = config_from_flags(preset, file, sets, **flags)
         run_dir = run_dir or default_run_dir(cfg)
@@ -177,6 +180,17 @@ def launch(
     launcher = Launcher(LaunchArgs(cfg, run_dir, n, keys=keys, live=not no_live and use_live(sys.stdout),
                                    max_restarts=max_restarts))
     raise typer.Exit(launcher.run())
+
+
+def _exit_if_finished(run_dir: Path, cfg: Config) -> None:
+    """A finished run asked to go on to no more steps than it has: say so, start nothing (it
+    would only start every process to evaluate the same checkpoints again)."""
+    done = (run_dir / DONE_FILE).exists()
+    steps = read_host_state(run_dir).get("env_steps", 0)
+    if done and isinstance(steps, int) and steps >= cfg.run.steps:
+        typer.echo(f"{run_dir} is finished ({steps:,} env steps of {cfg.run.steps:,}); pass "
+                   f"--steps N with N > {steps} to extend it")
+        raise typer.Exit(0)
 
 
 def _resume_config(resume: Path, run_dir: Path | None, preset: str | None, file: Path | None,
@@ -225,7 +239,7 @@ def commands_text(cfg: Config, run_dir: Path, n_agents: int, keys: Path | None) 
                          "--bind", f"tcp://0.0.0.0:{5600 + i}", "--advertise", f"tcp://ME{i}:{5600 + i}",
                          "--run-dir", str(run_dir), *key_flag, *conf])]
     if cfg.share.method == "centralized":
-        lines += ["# on the learner's machine (ML), port 5700 open to the agents:",
+        lines += [f"# {n_agents + 2}. on the learner's machine (ML), port 5700 open to the agents:",
                   quote(["dwm-net", "learner", "--connect", "tcp://HOST:5555", "--bind",
                          "tcp://0.0.0.0:5700", "--advertise", "tcp://ML:5700", "--run-dir",
                          str(run_dir), *key_flag, *conf])]
@@ -370,7 +384,8 @@ def evaluate(
         typer.echo(json.dumps(result, default=str))
         return
     lo, hi = result["win_rate_ci95"]
-    typer.echo(f"{run_dir}: {result['episodes']} greedy episodes at env steps "
+    plural = "s" if result["episodes"] != 1 else ""
+    typer.echo(f"{run_dir}: {result['episodes']} greedy episode{plural} at env steps "
                f"{'/'.join(map(str, result['env_steps']))}: win rate {result['win_rate']:.1%} "
                f"(95% CI {lo:.1%}-{hi:.1%}), mean return {result['mean_return']:.2f}")
     if result["render"]:

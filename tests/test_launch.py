@@ -158,7 +158,7 @@ def test_an_agent_that_keeps_dying_stops_the_run_with_a_message(tmp_path: Path) 
 def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path) -> None:
     run = tmp_path / "run"
     # Periodic checkpoints too, so the test does not depend on where the signal lands.
-    proc = start_tiny(run, "--steps", "100000", "--set", "run.checkpoint_every=50")
+    proc = start_tiny(run, "--steps", "100000", "--set", "run.checkpoint_every=50", "--beta", "1")
     try:
         wait_for(lambda: (run / "checkpoints/agent-0/latest.json").exists()
                  and (run / "checkpoints/agent-1/latest.json").exists(), 90, "the first checkpoints")
@@ -186,6 +186,14 @@ def test_sigint_stops_everything_within_5_s_and_resume_continues(tmp_path: Path)
     assert [e["steps"] for e in after["extended"]] == [stopped_at + 200]
     assert "resuming at" in (run / "logs/env-host.log").read_text()
     assert "resumed from" in (run / "logs/agent-0.log").read_text()
+    # Byte totals in the agent's records go on across the restart instead of falling to 0.
+    sent = [r["sent_bytes"] for r in read_jsonl(run / "agent-0.jsonl") if "sent_bytes" in r]
+    assert sent[-1] > 0 and sent == sorted(sent)
+    # The run is finished: resuming it again says so and starts nothing.
+    lines = len((run / "episodes.jsonl").read_text().splitlines())
+    r = dwm("launch", "--resume", str(run), "--no-live", timeout=60)
+    assert r.returncode == 0 and "is finished" in r.stdout, r.stdout + r.stderr
+    assert len((run / "episodes.jsonl").read_text().splitlines()) == lines
 
 
 @pytest.mark.timeout(60)
