@@ -49,6 +49,7 @@ from dwm_net.seeding import derive_seed, seed_everything
 log = logging.getLogger(__name__)
 
 _STATE = "learner-state.npz"
+_REJECT_LOG_S = 10.0  # at most one warning about rejected messages this often
 
 
 @dataclass(frozen=True)
@@ -78,26 +79,36 @@ class LearnerProcess(MemberProcess):
         self.rounds = 0
         self.steps_received = 0
         self.rejected: dict[str, int] = {}
+        self._reject_logged = -_REJECT_LOG_S  # monotonic time of the last warning
+        self._reject_unlogged = 0  # rejections since then
         self.n_agents = 0
         self._last_ckpt = 0  # steps_received at the last checkpoint
 
     def start(self) -> None:
-        a, cfg = self.args, self.cfg
+        a = self.args
         spec = self.open(connect=a.connect, bind=a.bind, advertise=a.advertise, keys=a.keys,
                          metrics=a.metrics, budget=Budget(None, None),
                          ledger_name="ledger-learner.jsonl", register_timeout_s=a.register_timeout_s)
-        self.n_agents = spec.n_agents
-        self.spec = EnvSpec(obs_dim=spec.obs_dim, n_actions=spec.n_actions, n_agents=spec.n_agents,
-                            episode_limit=spec.episode_limit)
-        seed_everything(derive_seed(cfg.run.seed, 0, "learner-process"))
-        self.learner = DreamerLearner(cfg, self.spec, init_seed=derive_seed(cfg.run.seed, 0, "init"))
-        learner = self.learner
-        self.joiner = EpisodeJoiner(lambda chunk: learner.replay.add_chunk(**chunk),
-                                    max_steps=min(self.spec.episode_limit, cfg.train.capacity))
+        self.init_learning(EnvSpec(obs_dim=spec.obs_dim, n_actions=spec.n_actions, n_agents=spec.n_agents,
+                                   episode_limit=spec.episode_limit))
         load_latest(learner_dir(a.run_dir), self._load)
         self.connect_peers(spec)
+        self.continue_link_totals(a.run_dir / "learner.jsonl")
         self.records = JsonlWriter(a.run_dir / "learner.jsonl")
         self.tb = TensorBoardLog(a.run_dir / "tb" / "learner")
+
+    def init_learning(self, spec: EnvSpec) -> None:
+        """The learner and the episode joiner for the env host's spec (tests call it without
+        `start`'s network)."""
+        cfg = self.cfg
+        self.n_agents, self.spec = spec.n_agents, spec
+        seed_everything(derive_seed(cfg.run.seed, 0, "learner-process"))
+        self.learner = learner = DreamerLearner(cfg, spec, init_seed=derive_seed(cfg.run.seed, 0, "init"))
+        # Room for every agent's partial episode twice over (a restarted agent's stale one
+        # included) before forged sender ids start evicting.
+        self.joiner = EpisodeJoiner(lambda chunk: learner.replay.add_chunk(**chunk),
+                                    max_steps=min(spec.episode_limit, cfg.train.capacity),
+                                    max_senders=2 * spec.n_agents)
 
     def run(self) -> int:
         assert self.control is not None and self.transport is not None
@@ -130,12 +141,26 @@ class LearnerProcess(MemberProcess):
                 continue
             try:
                 chunk = experience_from_msg(msg, self.spec)
+                self.joiner.add(msg, chunk)
             except WireError as e:
-                self.rejected[e.reason] = self.rejected.get(e.reason, 0) + 1
+                self._reject(msg, e.reason, e)
                 continue
-            self.joiner.add(msg, chunk)
+            except ValueError as e:  # the replay's own shape/range check
+                self._reject(msg, "buffer", e)
+                continue
             self.steps_received += len(chunk["action"])
             self.episodes.add((msg.sender, msg.step))
+
+    def _reject(self, msg: ExperienceMsg, reason: str, error: Exception) -> None:
+        """Count a message that does not fit, under ``rejected/<reason>``, and warn (rate-limited:
+        a misbehaving peer must not flood the log)."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self._reject_unlogged += 1
+        t = time.monotonic()
+        if t - self._reject_logged >= _REJECT_LOG_S:
+            log.warning("learner: rejected experience from agent %d (%s; %d rejected since the last "
+                        "warning, totals %s)", msg.sender, error, self._reject_unlogged, self.rejected)
+            self._reject_logged, self._reject_unlogged = t, 0
 
     def _train_if_due(self) -> None:
         learner, t = self.learner, self.cfg.train
@@ -149,7 +174,7 @@ class LearnerProcess(MemberProcess):
             return
         t0 = time.perf_counter()
         metrics, _ = learner.train_round(self.rng, use_shared=False, use_received=False,
-                                         should_stop=self.stop)
+                                         should_stop=self.busy_stop)
         self.rounds += 1
         if self.rounds % self.cfg.share.params_every == 0:
             self.broadcast()
@@ -185,7 +210,8 @@ class LearnerProcess(MemberProcess):
         return {"env_steps": self.steps_received, "episodes": len(self.episodes),
                 "wm_updates": self.learner.wm_updates, "ac_updates": self.learner.ac_updates,
                 "replay_size": len(self.learner.replay), **self.learner.last_metrics,
-                **self.link_metrics(), **{f"rejected/{k}": v for k, v in self.rejected.items()}}
+                **self.link_metrics(), **{f"rejected/{k}": v for k, v in self.rejected.items()},
+                "joiner_evicted": self.joiner.evicted}
 
     # --- checkpoints ------------------------------------------------------------------------------
 

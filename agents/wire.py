@@ -41,6 +41,7 @@ def _avail(avail: np.ndarray, rows: int, n_actions: int) -> np.ndarray:
     if avail.dtype == np.uint8 and avail.shape[1] == (n_actions + 7) // 8:
         return unpack_bits(avail, n_actions)
     _check(avail.shape[1] == n_actions, "shape", f"avail {avail.dtype}{avail.shape}, A={n_actions}")
+    _check(avail.dtype == bool or bool(np.all(avail <= 1)), "range", "avail holds values other than 0/1")
     return avail.astype(bool)
 
 
@@ -49,9 +50,27 @@ def _actions(actions: np.ndarray, n_actions: int) -> np.ndarray:
     return actions.astype(np.int64)
 
 
+def _taken_available(actions: np.ndarray, avail: np.ndarray) -> None:
+    # An unavailable taken action has probability 0 under the masked policy: its log-prob and
+    # importance ratio are infinite, and a world model would learn a move the env forbids.
+    _check(bool(np.all(avail[np.arange(len(actions)), actions])), "unavailable",
+           "a taken action is marked unavailable")
+
+
 def _finite(name: str, x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float32)
     _check(bool(np.all(np.isfinite(x))), "nonfinite", f"{name} holds inf or NaN")
+    return x
+
+
+# Far above any env's per-step reward (SMAC's are normalised to about 20 an episode), far below
+# where float32 sums of returns lose all precision: a reward beyond it is forged or broken.
+MAX_ABS_REWARD = 1e6
+
+
+def _rewards(x: np.ndarray) -> np.ndarray:
+    x = _finite("rewards", x)
+    _check(bool(np.all(np.abs(x) <= MAX_ABS_REWARD)), "range", f"a reward beyond +/-{MAX_ABS_REWARD:g}")
     return x
 
 
@@ -78,15 +97,19 @@ def experience_from_msg(msg: ExperienceMsg, spec: EnvSpec) -> dict[str, np.ndarr
     that spans an episode end never carries the RSSM state across it."""
     _check(msg.n_actions == spec.n_actions, "spec", f"n_actions {msg.n_actions} != {spec.n_actions}")
     t = msg.actions.shape[0]
-    _check(t >= 1 and msg.obs.shape == (t, spec.obs_dim), "shape", f"obs {msg.obs.shape}, D={spec.obs_dim}")
+    # No chunk is longer than an episode; a longer one would only overrun the learner's replay.
+    _check(1 <= t <= spec.episode_limit, "shape", f"{t} steps, expected 1..{spec.episode_limit}")
+    _check(msg.obs.shape == (t, spec.obs_dim), "shape", f"obs {msg.obs.shape}, D={spec.obs_dim}")
     _check(msg.t0 >= 0, "range", f"t0 {msg.t0} < 0")
+    _check(msg.terms.dtype == bool or bool(np.all(msg.terms <= 1)), "range", "terms hold values other than 0/1")
     term = msg.terms.astype(bool)
     first = np.zeros(t, bool)
     first[0] = True
     first[1:] = term[:-1]
-    return {"obs": _finite("obs", msg.obs), "action": _actions(msg.actions, spec.n_actions),
-            "reward": _finite("rewards", msg.rewards), "term": term,
-            "avail": _avail(msg.avail, t, spec.n_actions), "first": first}
+    action, avail = _actions(msg.actions, spec.n_actions), _avail(msg.avail, t, spec.n_actions)
+    _taken_available(action, avail)
+    return {"obs": _finite("obs", msg.obs), "action": action, "reward": _rewards(msg.rewards),
+            "term": term, "avail": avail, "first": first}
 
 
 class EpisodeJoiner:
@@ -99,41 +122,67 @@ class EpisodeJoiner:
     episode's last one arrives and then stored as one segment (`store`, `EpisodeReplay.add_chunk`
     arguments). A chunk that does not follow on (a lost message) ends what is held: that part is
     stored, and the chunk starts a new segment (its state resets, as it must without the steps
-    before it). Chunks of different senders may interleave freely. What one sender has held
-    is stored once it reaches ``max_steps`` (an episode is never longer), so a peer that never
-    sends an end cannot grow it without bound.
+    before it). Chunks of different senders may interleave freely.
+
+    Bounds, so that no peer can make it hold without limit: one sender's segment never exceeds
+    ``max_steps`` (an episode is never longer; what is held is stored first when the next chunk
+    would pass it, and stored once it reaches it), and all senders together hold at most
+    ``max_steps * max_senders`` steps. Past that, the partial episode of the sender that has
+    waited longest since its last chunk is stored early (counted in ``evicted``): a flood of
+    forged sender ids then only splits episodes, it cannot grow memory. Stored rather than
+    dropped because it passed the same checks as any chunk, and a real agent's slow episode
+    loses only its RSSM state carry-over, not its steps.
     """
 
-    def __init__(self, store: Callable[[dict[str, np.ndarray]], None], max_steps: int) -> None:
+    def __init__(self, store: Callable[[dict[str, np.ndarray]], None], max_steps: int,
+                 max_senders: int = 8) -> None:
         self._store = store
         self._max_steps = max_steps
-        self._held: dict[int, tuple[int, int, list[dict[str, np.ndarray]]]] = {}  # sender -> (step, next t0, parts)
+        self._max_held = max_steps * max(1, max_senders)
+        # sender -> (step, next t0, parts, their steps); dict order: least recently extended first
+        self._held: dict[int, tuple[int, int, list[dict[str, np.ndarray]], int]] = {}
+        self._held_steps = 0
+        self.evicted = 0  # partial episodes stored early to keep within max_steps * max_senders
 
     def add(self, msg: ExperienceMsg, chunk: dict[str, np.ndarray]) -> None:
-        """``chunk``: `experience_from_msg(msg, ...)`."""
-        parts = [chunk]
-        held = self._held.pop(msg.sender, None)
+        """``chunk``: `experience_from_msg(msg, ...)`. Raises what `store` raises (the chunk is
+        then lost; what is held stays consistent)."""
+        n = len(chunk["action"])
+        parts, steps = [chunk], n
+        held = self._pop(msg.sender)
         if held is not None:
-            step, next_t0, earlier = held
-            if msg.t0 > 0 and (msg.step, msg.t0) == (step, next_t0):
+            step, next_t0, earlier, earlier_steps = held
+            if (msg.t0 > 0 and (msg.step, msg.t0) == (step, next_t0)
+                    and earlier_steps + n <= self._max_steps):
                 chunk["first"][0] = earlier[-1]["term"][-1]  # no reset inside the episode
-                parts = [*earlier, chunk]
-            else:
+                parts, steps = [*earlier, chunk], earlier_steps + n
+            else:  # a gap, or an episode longer than max_steps: end the segment held
                 self._join(earlier)
-        if msg.ends or sum(len(p["action"]) for p in parts) >= self._max_steps:
+        if msg.ends or steps >= self._max_steps:
             self._join(parts)
-        else:
-            self._held[msg.sender] = (msg.step, msg.t0 + len(chunk["action"]), parts)
+            return
+        self._held[msg.sender] = (msg.step, msg.t0 + n, parts, steps)
+        self._held_steps += steps
+        while self._held_steps > self._max_held:  # never the sender just added: steps < max_steps
+            oldest = next(iter(self._held))
+            self.evicted += 1
+            self._join(self._pop(oldest)[2])  # type: ignore[index]
 
     def flush(self) -> None:
         """Store every episode still held in part (before a checkpoint)."""
-        held, self._held = self._held, {}
-        for _, _, parts in held.values():
+        held, self._held, self._held_steps = self._held, {}, 0
+        for _, _, parts, _ in held.values():
             self._join(parts)
 
     @property
     def held_steps(self) -> int:
-        return sum(len(p["action"]) for _, _, parts in self._held.values() for p in parts)
+        return self._held_steps
+
+    def _pop(self, sender: int) -> tuple[int, int, list[dict[str, np.ndarray]], int] | None:
+        held = self._held.pop(sender, None)
+        if held is not None:
+            self._held_steps -= held[3]
+        return held
 
     def _join(self, parts: list[dict[str, np.ndarray]]) -> None:
         self._store({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
@@ -168,12 +217,18 @@ def rollout_from_msg(msg: RolloutMsg, spec: EnvSpec, model: ModelConfig,
            f"z {msg.z.shape}, C={model.n_categoricals}")
     _check(msg.logits.shape == (horizon, a), "shape", f"logits {msg.logits.shape}, A={a}")
     _check(bool(np.all(msg.z < model.n_classes)), "range", f"z class index >= K={model.n_classes}")
+    action, avail = _actions(msg.actions, a), _avail(msg.avail, horizon, a)
+    _taken_available(action, avail)
     logits = msg.logits.astype(np.float32)
-    _check(not np.any(np.isnan(logits)), "nonfinite", "logits hold NaN")  # -inf: a masked action
-    return {"deter": _finite("h", msg.h), "stoch": msg.z.astype(np.uint8),
-            "action": _actions(msg.actions, a), "logits": logits,
-            "avail": _avail(msg.avail, horizon, a), "reward": _finite("rewards", msg.rewards),
-            "discount": _finite("discounts", msg.discounts)}
+    # -inf is a masked (unavailable) action; any other inf or NaN turns the importance ratio
+    # into inf or NaN and the whole PPO batch with it.
+    _check(bool(np.all(np.isfinite(logits[avail]))), "nonfinite", "logits of available actions hold inf or NaN")
+    _check(bool(np.all(np.isfinite(logits) | (logits == -np.inf))), "nonfinite",
+           "logits of unavailable actions hold NaN or +inf")
+    discount = _finite("discounts", msg.discounts)
+    _check(bool(np.all((discount >= 0) & (discount <= 1))), "range", "discounts outside [0, 1]")
+    return {"deter": _finite("h", msg.h), "stoch": msg.z.astype(np.uint8), "action": action,
+            "logits": logits, "avail": avail, "reward": _rewards(msg.rewards), "discount": discount}
 
 
 # --- parameters (centralized) -----------------------------------------------------------------

@@ -13,11 +13,19 @@ or "<src>->*" for a broadcast. A drop carries one of `DROP_REASONS`.
 same accumulator over the same records, so a plot or the live view recomputes exactly what
 the writing process saw. A crash mid-write leaves a partial last line: readers skip and
 count it, and a later `Ledger` on the same file ends it with a newline before appending.
+
+A failed write (disk full, I/O error) never reaches the caller: the frame is already on the
+wire. The line is lost and counted (`write_errors` in the live summary), one warning is logged
+a minute, and the next line that is written starts with a newline, so a partial line spoils
+itself only. A ledger file removed while the run goes on is noticed (checked about once a
+second) and written anew.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import math
 import os
 import time
@@ -29,6 +37,11 @@ from typing import Literal, Protocol, Self, get_args
 DropReason = Literal["budget", "age", "overflow", "hwm", "peer_lost", "shutdown"]
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 Outcome = Literal["sent", "dropped"]
+
+log = logging.getLogger(__name__)
+
+_CHECK_FILE_S = 1.0  # how often (ledger clock) to check that the file still exists
+_WARN_EVERY_S = 60.0  # at most one write-error warning this often (monotonic)
 
 
 class Clock(Protocol):
@@ -95,6 +108,7 @@ class _Summary:
 
     records: int = 0
     bad_lines: int = 0
+    write_errors: int = 0  # lines the writing process failed to write (live only: 0 from a file)
     t_min: float | None = None
     t_max: float | None = None
     step_min: int | None = None
@@ -136,6 +150,7 @@ class _Summary:
         return {
             "records": self.records,
             "bad_lines": self.bad_lines,
+            "write_errors": self.write_errors,
             "span_s": span_s,
             "span_steps": span_steps,
             "streams": streams,  # streams[kind][link] -> totals and rates
@@ -153,7 +168,9 @@ class Ledger:
 
     Each record is one `write` of one whole line to an unbuffered file, done before `record`
     returns: nothing waits in a buffer of ours, so a crash loses at most a line it interrupts
-    mid-write, and other processes read every line so far while the run goes on.
+    mid-write, and other processes read every line so far while the run goes on. A write that
+    fails is counted, not raised (see the module docstring); the live summary counts the
+    record either way.
     """
 
     def __init__(self, path: Path | None = None, clock: Clock = time.time) -> None:
@@ -162,6 +179,10 @@ class Ledger:
         self._summary = _Summary()
         self._fd: int | None = None if path is None else _open_append(path)
         self._middles: dict[tuple[str, str], str] = {}  # (link, kind) -> their JSON, formatted
+        self._dirty = False  # a write failed, maybe mid-line: the next one starts a new line
+        self._checked_t = -math.inf  # ledger-clock time of the last removed-file check (first write: now)
+        self._warned = -math.inf  # monotonic time of the last write-error warning
+        self._unwarned = 0  # write errors since then
 
     def record(
         self,
@@ -179,8 +200,7 @@ class Ledger:
             raise ValueError(f"ledger: outcome {outcome!r} with reason {reason!r}")
         t = self._clock()
         if self._fd is not None:
-            _write_all(self._fd, self._line(t, step, link, kind, payload_bytes, wire_bytes,
-                                            outcome, reason).encode())
+            self._write(t, self._line(t, step, link, kind, payload_bytes, wire_bytes, outcome, reason))
         self._summary.add_fields(t, step, kind, link, reason is None, reason, payload_bytes,
                                  wire_bytes)
 
@@ -190,9 +210,52 @@ class Ledger:
         queue, without keyword parsing and the outcome/reason check."""
         t = self._clock()
         if self._fd is not None:
-            _write_all(self._fd, self._line(t, step, link, kind, payload_bytes, wire_bytes,
-                                            "sent", None).encode())
+            self._write(t, self._line(t, step, link, kind, payload_bytes, wire_bytes, "sent", None))
         self._summary.add_fields(t, step, kind, link, True, None, payload_bytes, wire_bytes)
+
+    def _write(self, t: float, line: str) -> None:
+        """One line to the file; an OSError is counted and logged, never raised. The fast path
+        adds only two compares: the removed-file check rides on the record's own clock
+        reading (abs: a wall clock stepped back must not postpone it for good)."""
+        if abs(t - self._checked_t) >= _CHECK_FILE_S:
+            self._checked_t = t
+            self._reopen_if_removed()
+        data = line.encode()
+        if self._dirty:
+            data = b"\n" + data  # end the partial line a failed write may have left
+        try:
+            _write_all(self._fd, data)  # type: ignore[arg-type]  # checked by the callers
+        except OSError as e:
+            self._write_failed(e)
+            return
+        self._dirty = False
+
+    def _write_failed(self, error: OSError) -> None:
+        self._dirty = True
+        self._summary.write_errors += 1
+        self._unwarned += 1
+        now = time.monotonic()
+        if now - self._warned >= _WARN_EVERY_S:
+            log.warning("ledger: cannot write %s (%s); %d line(s) lost since the last warning, %d in "
+                        "all (the live summary still counts every record); free disk space or move "
+                        "the run directory", self.path, error, self._unwarned, self._summary.write_errors)
+            self._warned, self._unwarned = now, 0
+
+    def _reopen_if_removed(self) -> None:
+        """Write a new file at `path` if ours was deleted (a cleanup script, a user): lines
+        written to an unlinked file would vanish unseen."""
+        assert self._fd is not None and self.path is not None
+        try:
+            if os.fstat(self._fd).st_nlink > 0:
+                return
+            fd = _open_append(self.path)
+        except OSError as e:
+            self._write_failed(e)  # keep writing to the old descriptor; try again next check
+            return
+        os.close(self._fd)
+        self._fd, self._dirty = fd, False
+        log.warning("ledger: %s was removed while in use; writing a new one (earlier lines are "
+                    "gone, the live summary still counts them)", self.path)
 
     def _line(self, t: float, step: int, link: str, kind: str, payload_bytes: int,
               wire_bytes: int, outcome: Outcome, reason: DropReason | None) -> str:
@@ -253,7 +316,10 @@ def _write_all(fd: int, data: bytes) -> None:
     if written < len(data):
         view = memoryview(data)[written:]
         while view:
-            view = view[os.write(fd, view):]
+            written = os.write(fd, view)
+            if written == 0:  # no progress and no error: do not spin
+                raise OSError(errno.EIO, "write made no progress")
+            view = view[written:]
 
 
 def _open_append(path: Path) -> int:

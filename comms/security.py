@@ -182,8 +182,8 @@ class KeyRing:
         directory = Path(directory)
         if not directory.is_dir():
             raise ValueError(f"key directory {directory} not found; {_fix(directory)}")
-        known = {p.name.removesuffix(PUBLIC_SUFFIX): _read_key(p, directory, secret=False)[0]
-                 for p in sorted(directory.glob(f"*{PUBLIC_SUFFIX}")) if p.is_file()}
+        known = {p.name.removesuffix(PUBLIC_SUFFIX): _read_public_entry(p, directory)
+                 for p in sorted(directory.glob(f"*{PUBLIC_SUFFIX}"))}
         public = public_key_path(directory, my_name)
         if my_name not in known:
             raise ValueError(f"no public key {public} for {my_name!r}; {_fix(directory)} "
@@ -207,6 +207,16 @@ class KeyRing:
         except KeyError:
             raise ValueError(f"no public key for {name!r} in {self.directory} (known: "
                              f"{', '.join(sorted(self.known))}); {_fix(self.directory)}") from None
+
+
+def _read_public_entry(path: Path, directory: Path) -> bytes:
+    # The authenticator loads every *.key entry too and fails on one that is not a file with
+    # a misleading "no public keys could be loaded": name the entry here instead.
+    if not path.is_file():
+        kind = "a dangling link" if path.is_symlink() and not path.exists() else "not a regular file"
+        raise ValueError(f"key entry {path} is {kind}; remove it or replace it with the public "
+                         f"key file, or {_fix(directory)}")
+    return _read_key(path, directory, secret=False)[0]
 
 
 def _read_key(path: Path, directory: Path, secret: bool) -> tuple[bytes, bytes]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +237,79 @@ def test_every_record_is_in_the_file_when_record_returns(tmp_path):
 def test_an_empty_reason_is_rejected():
     with pytest.raises(ValueError):
         _record(Ledger(None, clock=FakeClock()), outcome="dropped", reason="")
+
+
+# --- write failures -----------------------------------------------------------------------
+
+
+def test_a_full_disk_costs_lines_not_the_sender(caplog):
+    """/dev/full: every write fails with ENOSPC after the frame went out; the queue goes on,
+    the live summary counts each record, the lost lines are counted and warned about once."""
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full")
+    ledger = Ledger(full, clock=FakeClock())
+    q = SendQueue(parse_budget("unlimited"), 10, None, ledger=ledger)
+    for n in range(3):
+        q.offer(b"x", 1.0, 100, "experience", "0->*", payload_bytes=90, env_step=n)
+    with caplog.at_level(logging.WARNING, logger="comms.ledger"):
+        assert q.drain(lambda item: True) == 3
+        _record(ledger, outcome="dropped", reason="age")
+    summary = ledger.summary()
+    assert summary["records"] == 4 and summary["write_errors"] == 4
+    assert summary["streams"]["experience"]["0->*"]["sent"] == 3
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0] and "/dev/full" in warnings[0]
+    ledger.close()
+
+
+def test_a_partial_write_spoils_its_own_line_only(tmp_path, monkeypatch):
+    """The disk fills mid-line: the next line starts on a new line, so the file has one bad
+    line (the partial one) and every later record is whole."""
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path, clock=FakeClock(1.0))
+    _record(ledger, step=1, outcome="sent")
+    real_write, calls = os.write, []
+
+    def write(fd, data):
+        calls.append(bytes(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data)[:20])  # the OS takes part of the line ...
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")  # ... and the rest fails
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")  # nothing written at all
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    for step in (2, 3, 4, 5):
+        _record(ledger, step=step, outcome="sent")
+    monkeypatch.undo()
+    ledger.close()
+    assert ledger.summary()["records"] == 5 and ledger.summary()["write_errors"] == 2
+    read = Ledger.read_summary(path)
+    assert read["records"] == 3 and read["bad_lines"] == 1  # steps 1, 4, 5 whole; 2 partial
+    whole = {step: json.dumps({"t": 1.0, "step": step, "link": "0->1", "kind": "x", "payload_bytes": 1,
+                               "wire_bytes": 2, "outcome": "sent", "reason": None}, separators=(",", ":"))
+             for step in (1, 2, 4, 5)}
+    # the partial line ended by the next whole one; nothing of step 3 (its write took nothing)
+    assert path.read_text().split("\n") == [whole[1], whole[2][:20], whole[4], whole[5], ""]
+
+
+def test_a_removed_ledger_file_is_written_anew(tmp_path, caplog):
+    clock = FakeClock(100.0)
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path, clock=clock)
+    _record(ledger, step=1, outcome="sent")
+    path.unlink()
+    _record(ledger, step=2, outcome="sent")  # within the check interval: to the removed file
+    clock.t += 1.5
+    with caplog.at_level(logging.WARNING, logger="comms.ledger"):
+        _record(ledger, step=3, outcome="sent")
+        _record(ledger, step=4, outcome="sent")
+    assert [rec["step"] for rec in _lines(path)] == [3, 4]
+    assert [r.getMessage() for r in caplog.records] == [
+        (f"ledger: {path} was removed while in use; writing a new one (earlier lines are gone, "
+         "the live summary still counts them)")]
+    assert ledger.summary()["records"] == 4 and ledger.summary()["write_errors"] == 0
+    ledger.close()

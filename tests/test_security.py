@@ -132,6 +132,11 @@ def _corrupt_public(keydir: Path) -> None:
      "cannot read key file .*agent-1.key_secret"),
     (lambda d: secret_key_path(d, "agent-1").write_bytes(
         secret_key_path(d, "agent-0").read_bytes()), "agent-1", "does not match"),
+    # zmq.auth's own loader would later fail on these with "no public keys could be loaded"
+    (lambda d: public_key_path(d, "agent-9").mkdir(), "agent-1",
+     "key entry .*agent-9.key is not a regular file; remove it"),
+    (lambda d: public_key_path(d, "agent-9").symlink_to(d / "nowhere"), "agent-1",
+     "key entry .*agent-9.key is a dangling link; remove it"),
 ])
 def test_keyring_errors_are_one_line(keydir: Path, breakage, name: str, match: str) -> None:
     breakage(keydir)
