@@ -3,7 +3,9 @@
 Every part is its own OS process (`python -m launch <role> ...`) talking ZeroMQ over tcp
 loopback, exactly as it would across machines. The launcher only:
 
-- writes the run directory's `config.json` and hands each child its path;
+- holds the run directory's lock (`rundir.lock_run_dir`) while it runs, so a second launcher
+  on the same run exits instead of starting processes beside the first one's;
+- hands each child the path of the run directory's `config.json`;
 - collects metrics (a SUB socket the children's PUB sockets connect to) for the live view;
 - supervises: a dead agent or learner is restarted from its last checkpoint (counted, shown);
   one that dies more than `max_restarts` times stops the run with a message naming its log;
@@ -31,7 +33,8 @@ from dwm_net.config import Config
 from dwm_net.runlog import now, write_json_atomic
 
 from .live import LiveView, RunInfo, RunState, plain_line
-from .rundir import CONFIG_FILE, DONE_FILE, read_host_state
+from .rundir import CONFIG_FILE, DONE_FILE, RunDirError, lock_run_dir, read_host_state
+from .sweep import BETA_METHODS
 
 STOP_GRACE_S = 4.0  # SIGTERM -> SIGKILL: children get this long to checkpoint and exit
 DONE_GRACE_S = 60.0  # after the env host finished: agents get this long to save and exit
@@ -111,8 +114,9 @@ class Launcher:
         self.collector: MetricsSubscriber | None = None
         self.stop_reason: str | None = None
         self.state = RunState()
+        beta = self.cfg.share.beta if self.cfg.share.method in BETA_METHODS else None  # β means nothing else
         self.info = RunInfo(scenario=self.cfg.env.scenario, method=self.cfg.share.method,
-                            beta=self.cfg.share.beta, budget=self.cfg.comms.budget,
+                            beta=beta, budget=self.cfg.comms.budget,
                             seed=self.cfg.run.seed, preset=self.cfg.preset, n_agents=args.n_agents,
                             steps=self.cfg.run.steps, run_dir=str(args.run_dir))
 
@@ -153,39 +157,55 @@ class Launcher:
         self.stop_reason = signal.Signals(signum).name
 
     def run(self) -> int:
-        """Supervise until the env host ends the run or a stop is requested; exit code."""
+        """Supervise until the env host ends the run or a stop is requested; exit code (2: the
+        run directory is in use by another launcher, nothing started)."""
+        try:
+            lock_run_dir(self.args.run_dir)
+        except RunDirError as e:
+            self.fail(str(e))
+            return 2
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
             signal.signal(sig, self.request_stop)
+        view = LiveView(self.info, self.state) if self.args.live else None
+        if view is None:  # the live view's header shows it; plain lines do not
+            print(f"run dir: {self.args.run_dir}", flush=True)
         self.start()
         code = 0
-        view = LiveView(self.info, self.state) if self.args.live else None
-        last_plain = time.monotonic()
         try:
             if view is not None:
                 view.__enter__()
-            while self.stop_reason is None:
-                self._take_metrics(0.25)
-                outcome = self._check_children()
-                if outcome is not None:
-                    code = outcome
-                    break
-                now = time.monotonic()
-                if view is not None:
-                    view.refresh(now)
-                elif now - last_plain >= PLAIN_EVERY_S:
-                    last_plain = now
-                    print(plain_line(self.info, self.state, now), flush=True)
+            try:
+                code = self._supervise(view)
+                if self.stop_reason is not None and code == 0:
+                    print(f"stopping on {self.stop_reason}: every process saves its state; resume with "
+                          f"`dwm-net launch --resume {self.args.run_dir}`", flush=True)
+                    code = 130 if self.stop_reason == "SIGINT" else 143
+            finally:
+                self.shutdown()  # before the last frame, so that it shows how each process ended
         finally:
             if view is not None:
-                view.refresh(time.monotonic(), force=True)
-                view.__exit__(None, None, None)
-        if self.stop_reason is not None and code == 0:
-            print(f"stopping on {self.stop_reason}: every process saves its state; resume with "
-                  f"`dwm-net launch --resume {self.args.run_dir}`", flush=True)
-            code = 130 if self.stop_reason == "SIGINT" else 143
-        self.shutdown()
+                view.__exit__(None, None, None)  # draws the final frame
         print(plain_line(self.info, self.state, time.monotonic()), flush=True)
+        if view is None:
+            print(f"run dir: {self.args.run_dir}", flush=True)
         return code
+
+    def _supervise(self, view: LiveView | None) -> int:
+        """The loop: metrics in, children checked and restarted, the view or a plain line out;
+        the exit code once the run is over (0 also when a stop was requested)."""
+        last_plain = time.monotonic()
+        while self.stop_reason is None:
+            self._take_metrics(0.25)
+            outcome = self._check_children()
+            if outcome is not None:
+                return outcome
+            now = time.monotonic()
+            if view is not None:
+                view.refresh(now)
+            elif now - last_plain >= PLAIN_EVERY_S:
+                last_plain = now
+                print(plain_line(self.info, self.state, now), flush=True)
+        return 0
 
     def _take_metrics(self, timeout_s: float) -> None:
         assert self.collector is not None

@@ -41,7 +41,7 @@ class RunInfo:
 
     scenario: str
     method: str
-    beta: float
+    beta: float | None  # None: a method β does not apply to (independent, centralized); not shown
     budget: str
     seed: int
     preset: str
@@ -250,12 +250,17 @@ def _status_style(status: str) -> str:
 # ---------------------------------------------------------------- the view
 
 
+def _beta(info: RunInfo, prefix: str) -> str:
+    """`prefix` and β, or nothing for a method without one."""
+    return "" if info.beta is None else f"{prefix}{info.beta:g}"
+
+
 def _header(info: RunInfo, state: RunState, now: float) -> Panel:
     """Run identity, progress bar with ETA, host status, train and eval results."""
     host = state.values.get(ENV_HOST, {})
     ident = Text.assemble(
         (info.scenario, "bold"), " · ", (info.method, "bold cyan"),
-        f" · β {info.beta:g} · budget {info.budget} · seed {info.seed}",
+        f"{_beta(info, ' · β ')} · budget {info.budget} · seed {info.seed}",
         f" · preset {info.preset}  ",
         (info.run_dir, "dim"),
         overflow="fold",
@@ -379,7 +384,7 @@ def plain_line(info: RunInfo, state: RunState, now: float) -> str:
     done = "-" if steps is None else f"{int(steps):,}"
     pct = "" if frac is None else f" ({100 * frac:.1f}%)"
     parts = [
-        (f"[{fmt_duration(now - state.started_at)}] {info.scenario} {info.method} b={info.beta:g}"
+        (f"[{fmt_duration(now - state.started_at)}] {info.scenario} {info.method}{_beta(info, ' b=')}"
         f" steps {done}/{info.steps:,}{pct} eta {fmt_duration(eta_seconds(state, info.steps, now))}"
         f" eval {fmt_pct(host.get('eval_win_rate'))} train {fmt_pct(host.get('train_win_rate'))}"
         f" ret {fmt_num(host.get('train_return'))}")

@@ -24,6 +24,7 @@ from .results import (
     METHOD_ORDER,
     SHARING_METHODS,
     Variant,
+    complete_evals,
     group,
     mean_ci,
     t975,
@@ -39,6 +40,7 @@ AC_LOSSES = (("ac/actor_loss", "actor loss"), ("ac/critic_loss", "critic loss"))
 
 Summary = dict[str, Any]
 Variants = dict[Variant, list[Summary]]
+Note = tuple[str, str]  # (the part of a figure left out or drawn otherwise, why)
 
 
 @dataclass
@@ -141,13 +143,14 @@ def seed_band(curves: Sequence[Sequence[Sequence[float]]], n_grid: int | None = 
     return grid, mean, mean - half, mean + half
 
 
-# Eval curve columns: [env_steps, win_rate, mean_return, n_episodes]; SMAC scales returns to <= 20.
+# Eval curve columns: [env_steps, win_rate, mean_return, n_episodes]. SMAC scales a win's return to
+# about 20 (enemy regeneration and shields can push it a little above; the axis pad shows that).
 METRICS = {"win": (1, "eval win rate", (0.0, 1.0)), "return": (2, "eval mean return", (0.0, 20.0))}
 
 
 def _eval_curve(s: Summary, metric: str = "win") -> list[list[float]]:
     col = METRICS[metric][0]
-    return [[e[0], e[col]] for e in s.get("eval") or []]
+    return [[e[0], e[col]] for e in complete_evals(s)]
 
 
 def _losses_of(s: Summary, source: str | None = None) -> dict[str, list]:
@@ -258,9 +261,11 @@ def _win_axes(ax: Any, title: str, metric: str = "win") -> None:
 
 
 def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], metric: str = "win",
-                  styles: Styles | None = None) -> bool:
+                  styles: Styles | None = None, notes: list[Note] | None = None) -> bool:
     """Eval curves of `variants` (mean over seeds, t band); False if none had points. `styles`:
-    the figure's (default: numbered among `variants`)."""
+    the figure's (default: numbered among `variants`). What could not be drawn as asked is said
+    in `notes` (a variant without evaluations; seeds that share no steps, drawn one by one)."""
+    notes = [] if notes is None else notes
     styles = setting_styles(variants) if styles is None else styles
     drew = False
     flat = True  # every curve, each seed's too, at 0 throughout
@@ -269,11 +274,18 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
         raw = [_eval_curve(s, metric) for s in runs]
         x, mean, lo, hi = seed_band(raw)
         curves = [np.asarray(c, float).reshape(-1, 2) for c in raw]  # (points, 2) per seed
+        curves = [c[~np.isnan(c[:, 1])] for c in curves]  # returns may be missing (None)
+        n = sum(bool(c.size) for c in curves)
         if x.size == 0:
+            if n:  # seeds whose evaluations share no steps: no mean to take, but each seed has a curve
+                _separate_seeds(ax, v, [c for c in curves if c.size], label, styles, notes)
+                drew = True
+                flat = flat and not any(np.any(c[:, 1]) for c in curves)
+            else:
+                notes.append((f"curve of {label(v)}", "no complete evaluation yet"))
             continue
         drew = True
         flat = flat and not any(np.any(c[:, 1]) for c in curves)
-        n = len([s for s in runs if s.get("eval")])
         ax.plot(x, mean, color=_color(v[0]), ls=_dash(v, styles), ms=3, **_curve_marks(v, styles, x.size),
                 label=f"{label(v)} (n={n})")
         if lo is not None:
@@ -293,6 +305,18 @@ def _curves_panel(ax: Any, variants: Variants, label: Callable[[tuple], str], me
     return drew
 
 
+def _separate_seeds(ax: Any, v: Variant, curves: list[np.ndarray], label: Callable[[tuple], str],
+                    styles: Styles, notes: list[Note]) -> None:
+    """One thin line per seed, for seeds whose evaluations cover no common steps, and a note."""
+    for i, c in enumerate(curves):
+        ax.plot(c[:, 0], c[:, 1], color=_color(v[0]), ls=_dash(v, styles), lw=0.9, alpha=0.8, ms=3,
+                **_curve_marks(v, styles, len(c)),
+                label=f"{label(v)} (n={len(curves)}, seeds apart)" if i == 0 else None)
+    spans = ", ".join(f"{c[0, 0]:,.0f}-{c[-1, 0]:,.0f}" for c in curves)
+    why = f"its {len(curves)} seeds' evaluations share no env steps ({spans}); each seed is drawn as its own line"
+    notes.append((f"mean of {label(v)}", why))
+
+
 def labels_differ_across_panels(panels: dict[str, Variants], show: frozenset[str] = frozenset()) -> bool:
     """True if some method is labelled differently in two panels (e.g. β=0.01 on one map, β=1 on
     the others): a shared legend would then list that method twice in one colour."""
@@ -307,16 +331,22 @@ def labels_differ_across_panels(panels: dict[str, Variants], show: frozenset[str
 
 def _fig_winrate(plt: Any, data: dict[str, Variants], path: Path, pick: Callable[[Variants], Variants],
                  title: str, show: frozenset[str], styles: Styles, panel_legends: bool = False,
-                 metric: str = "win") -> Path | None:
-    """Win-rate curves, a panel per scenario; one shared legend, or one under each panel."""
+                 metric: str = "win", notes: list[Note] | None = None) -> Path | None:
+    """Win-rate curves, a panel per scenario; one shared legend, or one under each panel. What
+    is left out or drawn otherwise is added to `notes`."""
+    notes = [] if notes is None else notes
     panels = {scn: pick(v) for scn, v in data.items()}
-    panels = {scn: v for scn, v in panels.items() if any(s.get("eval") for runs in v.values() for s in runs)}
+    bare = [scn for scn, v in panels.items() if not any(complete_evals(s) for runs in v.values() for s in runs)]
+    panels = {scn: v for scn, v in panels.items() if scn not in bare}
     if not panels:
         return None
+    notes += [(f"panel {scn}", "no complete evaluation yet") for scn in bare]
     panel_legends = panel_legends or labels_differ_across_panels(panels, show)
     fig, axes = _grid(plt, 1, len(panels), h=3.6)
     for ax, (scn, variants) in zip(axes.flat, panels.items()):
-        _curves_panel(ax, variants, lambda v: variant_label(v, show=show), metric, styles)
+        panel_notes: list[Note] = []
+        _curves_panel(ax, variants, lambda v: variant_label(v, show=show), metric, styles, panel_notes)
+        notes += [(f"{part} on {scn}", why) for part, why in panel_notes]
         _win_axes(ax, scn, metric)
         if panel_legends and ax.lines:
             # One column: long labels ("RSSM+Predictors + Actor-Critic (β=0.05)") side by side
@@ -479,7 +509,7 @@ def _fig_bytes(plt: Any, data: dict[str, Variants], path: Path, show: frozenset[
                 ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: _fmt_bytes(x)))
         ax.margins(x=0.08)
-        ax.set_xlabel("wire bytes sent per env step (all agents + learner)")
+        ax.set_xlabel("wire bytes sent per env step (all agents + learner, no heartbeats)")
         ax.set_ylabel("final eval win rate")
         ax.set_ylim(-0.03, 1.03)
         ax.set_title(scn)
@@ -499,34 +529,39 @@ def plot_all(summaries: Sequence[Summary], out_dir: Path) -> PlotResult:
     styles = setting_styles(v for variants in data.values() for v in variants)
     has_sweep = any(len({v[1] for v in variants if v[0] == m}) > 1
                     for variants in data.values() for m in SHARING_METHODS)
-    figures: list[tuple[str, Callable[[Path], Path | None], str]] = [
-        ("fig1_winrate.png", lambda p: _fig_winrate(
+    Draw = Callable[[Path, list[Note]], Path | None]  # (file, notes to add to) -> file written
+    figures: list[tuple[str, Draw, str]] = [
+        ("fig1_winrate.png", lambda p, notes: _fig_winrate(
             plt, data, p, _default_variants, "Eval win rate (each method at its largest β; 95% t band over seeds)",
-            show, styles), "no run has an evaluation"),
-        ("fig1b_return.png", lambda p: _fig_winrate(
+            show, styles, notes=notes), "no run has an evaluation"),
+        ("fig1b_return.png", lambda p, notes: _fig_winrate(
             plt, data, p, _default_variants, "Eval mean return (each method at its largest β; 95% t band over seeds)",
-            show, styles, metric="return"), "no run has an evaluation"),
-        ("fig2_world_model_losses.png", lambda p: _fig_wm_losses(plt, data, p, show, styles),
+            show, styles, metric="return", notes=notes), "no run has an evaluation"),
+        ("fig2_world_model_losses.png", lambda p, _: _fig_wm_losses(plt, data, p, show, styles),
          "no run logged world-model losses"),
-        ("fig3_actor_critic_losses.png", lambda p: _fig_ac_losses(plt, data, p, show),
+        ("fig3_actor_critic_losses.png", lambda p, _: _fig_ac_losses(plt, data, p, show),
          "no run logged actor/critic losses"),
-        ("fig4_beta.png", lambda p: _fig_beta(plt, data, p, show, styles),
+        ("fig4_beta.png", lambda p, _: _fig_beta(plt, data, p, show, styles),
          "no evaluated run of a sharing method (RSSM+Predictors, Actor-Critic)"),
-        ("fig5_best_beta.png", (lambda p: _fig_winrate(
+        ("fig5_best_beta.png", (lambda p, notes: _fig_winrate(
             plt, data, p, _best_variants, "Eval win rate, each method at its best β (95% t band over seeds)",
-            show, styles, panel_legends=True)) if has_sweep else (lambda p: None),
+            show, styles, panel_legends=True, notes=notes)) if has_sweep else (lambda p, _: None),
          "no β sweep (each method ran at one β: fig1 shows the same curves)" if not has_sweep
          else "no run has an evaluation"),
-        ("bytes_vs_winrate.png", lambda p: _fig_bytes(plt, data, p, show, styles),
+        ("bytes_vs_winrate.png", lambda p, _: _fig_bytes(plt, data, p, show, styles),
          "no run has both an evaluation and byte counters"),
     ]
     result = PlotResult()
     for name, draw, why in figures:
-        written = draw(out_dir / name)
+        notes: list[Note] = []
+        written = draw(out_dir / name, notes)
         if written is None:
             result.skipped[name] = why
         else:
             result.written.append(written)
+            # Parts of a written figure left out or drawn otherwise: said as "skipped <figure>: <part>".
+            for part, why_part in notes:
+                result.skipped[f"{name}: {part}"] = why_part
     return result
 
 

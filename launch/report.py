@@ -3,6 +3,8 @@
 Final win rate: mean over seeds of each run's last complete evaluation, ± the half width of a 95%
 Student t interval over seeds; with one seed, the run's 95% Wilson interval over its evaluation
 episodes instead (marked ``ʷ``). Steps to 50%/80%: median over the seeds that got there.
+The Seeds column counts runs (one per seed: repeated seeds are refused) and says how many have an
+evaluation where not all do, so it agrees with the ``ʷ`` mark.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from .results import Variant, group, mean_ci, variant_label, varying_settings
 
 FOOTNOTES = (
     ("Final win rate: mean over seeds of the last complete greedy evaluation ± half width of the 95% "
-     "Student t interval over seeds; with one seed (ʷ), the 95% Wilson score interval over that run's "
-     "evaluation episodes."),
-    ("Final return: the same for the last evaluation's mean episode return (SMAC's reward, at most "
-     "20): it separates methods that all win nothing."),
-    ("Steps to 50% / 80%: env steps of the first evaluation at or above that win rate, median over the "
-     "seeds that reached it ((k/n): only k of n seeds did); — : none did."),
-    ("Bytes / env step: wire bytes sent by all agents and the learner, per team env step, mean over seeds. "
-     "Drops: messages dropped per run (all links), mean over seeds."),
+     "Student t interval over seeds; with one evaluated seed (ʷ), the 95% Wilson score interval over that "
+     "run's evaluation episodes. Evaluations cut short (fewer episodes than asked) count nowhere."),
+    ("Final return: the same for the last evaluation's mean episode return (SMAC's reward: about 20 for a "
+     "win; enemy regeneration and shields can push it a little above): it separates methods that all win "
+     "nothing."),
+    ("Steps to 50% / 80%: env steps of the first complete evaluation at or above that win rate, median over "
+     "the seeds that reached it ((k/n): only k of n seeds did); — : none did."),
+    ("Bytes / env step: wire bytes sent by all agents and the learner, excluding heartbeats, per team env "
+     "step, mean over seeds. Drops: messages dropped per run (all links), mean over seeds."),
 )
 
 
@@ -35,6 +38,7 @@ def _row(variant: Variant, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "method": method, "label": variant_label(variant, show_beta=False), "beta": beta, "budget": budget, "preset": preset,
         "seeds": sorted((s.get("seed") for s in runs), key=str), "n_runs": len(runs),
         "unfinished": sum(not s.get("done") for s in runs),
+        "partial_evals": sum(s.get("partial_evals") or 0 for s in runs),  # left out of every number
         "final_win_rate": mean if finals else None, "final_n_seeds": len(finals),
         "ci_kind": "t" if len(finals) > 1 else "wilson" if finals else None,
     }
@@ -80,6 +84,13 @@ def _fmt_steps(row: dict[str, Any], key: str) -> str:
     return text if k == n else f"{text} ({k}/{n})"
 
 
+def _seeds_note(row: dict[str, Any]) -> str:
+    """" (1 evaluated, 2 unfinished)": how many seeds the win rate is over, where not all."""
+    notes = [f"{row['final_n_seeds']} evaluated"] if row["final_n_seeds"] < row["n_runs"] else []
+    notes += [f"{row['unfinished']} unfinished"] if row["unfinished"] else []
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 def _fmt_win(row: dict[str, Any]) -> str:
     if row["final_win_rate"] is None:
         return "—"
@@ -107,7 +118,7 @@ def report(summaries: Sequence[dict[str, Any]]) -> str:
             ["Seeds", "Final win rate", "Final return", "Steps to 50%", "Steps to 80%", "Bytes / env step", "Drops"]
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
         for r in rows:
-            seeds = str(r["n_runs"]) + (f" ({r['unfinished']} unfinished)" if r["unfinished"] else "")
+            seeds = str(r["n_runs"]) + _seeds_note(r)
             cells = [r["label"], "—" if r["beta"] is None else f"{r['beta']:g}"]
             cells += [str(r["budget"])] if "budget" in show else []
             cells += [str(r["preset"])] if "preset" in show else []

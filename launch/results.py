@@ -7,7 +7,10 @@ folders of either. Runs stopped early (no ``done.json``, cut last JSONL lines, m
 keys) still summarize: what is missing is ``None`` or empty.
 
 Units: steps are env-host (team) environment steps; bytes are wire bytes (payload plus framing)
-actually sent; "per env step" divides by the team env steps the run reached.
+actually sent, heartbeats excluded; "per env step" divides by the team env steps the run reached.
+Every figure derived from evaluations (final win rate and return, steps to 50%/80%, the curves)
+uses complete evaluations only: those with the run's ``eval_episodes`` episodes. One cut short
+(Ctrl-C, a crash) is counted in ``partial_evals`` and left out.
 """
 
 from __future__ import annotations
@@ -145,6 +148,19 @@ def _evaluations(episodes: list[dict[str, Any]], per_eval: int | None) -> list[l
     return out
 
 
+def _complete(evals: list[list[Any]], per_eval: Any) -> list[list[Any]]:
+    """The evaluations that ran all `per_eval` episodes (all of them if `per_eval` is unknown)."""
+    if not isinstance(per_eval, int) or isinstance(per_eval, bool) or per_eval <= 0:
+        return list(evals)
+    return [e for e in evals if isinstance(e[3], (int, float)) and e[3] >= per_eval]
+
+
+def complete_evals(s: dict[str, Any]) -> list[list[Any]]:
+    """A summary's complete evaluations; summaries written before `partial_evals` existed may
+    still list cut-short ones in ``eval``."""
+    return _complete(s.get("eval") or [], s.get("eval_episodes"))
+
+
 def _train_curve(episodes: list[dict[str, Any]]) -> list[list[float]]:
     """Train episodes binned: [[env_steps at window end, win_rate, mean_return, n_episodes], ...]."""
     train = sorted((e for e in episodes if e.get("mode") == "train" and _num(e.get("env_steps")) is not None),
@@ -229,8 +245,9 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     episodes = list(read_jsonl(run_dir / "episodes.jsonl"))
     per_eval = run.get("eval_episodes")
     evals = _evaluations(episodes, per_eval if isinstance(per_eval, int) and per_eval > 0 else None)
-    complete = [e for e in evals if not per_eval or e[3] >= per_eval]
-    final = (complete or evals or [None])[-1]
+    # A cut-short evaluation is a small sample: one won episode of one would read as 100%.
+    complete = _complete(evals, per_eval)
+    final = complete[-1] if complete else None
 
     agent_files = _agent_files(run_dir)
     n_agents = record.get("n_agents") if isinstance(record.get("n_agents"), int) else len(agent_files)
@@ -260,7 +277,7 @@ def summarize(run_dir: Path) -> dict[str, Any]:
 
     steps_to = {}
     for th in THRESHOLDS:
-        hit = next((e[0] for e in evals if e[1] >= th), None)
+        hit = next((e[0] for e in complete if e[1] >= th), None)
         steps_to[f"steps_to_{round(th * 100)}"] = hit
     wins = round(final[1] * final[3]) if final else None
     return {
@@ -282,7 +299,8 @@ def summarize(run_dir: Path) -> dict[str, Any]:
         "done": done is not None,
         "env_steps": int(env_steps) if env_steps is not None else None,
         "restarts": (done or {}).get("restarts") or {},
-        "eval": evals,  # [[env_steps, win_rate, mean_return, n_episodes], ...]
+        "eval": complete,  # [[env_steps, win_rate, mean_return, n_episodes], ...], complete ones only
+        "partial_evals": len(evals) - len(complete),  # evaluations cut short, left out of everything
         "final_env_steps": final[0] if final else None,
         "final_win_rate": final[1] if final else None,
         "final_return": final[2] if final else None,
@@ -383,6 +401,7 @@ def load_summaries(paths: Sequence[Path]) -> list[dict[str, Any]]:
             out.append(s)
     if not out:
         raise ResultsError("no runs found")
+    check_one_run_per_seed(out)
     return out
 
 
@@ -415,8 +434,33 @@ def variant_sort_key(v: Variant) -> tuple:
     return rank, method, -1.0 if beta is None else beta, str(budget), str(preset)
 
 
+def check_one_run_per_seed(summaries: Sequence[dict[str, Any]]) -> None:
+    """`ResultsError` naming two runs of one variant with the same seed (say, ad-hoc runs all at
+    seed 0): averaged as seeds they would count one seed several times and narrow its interval."""
+    first: dict[tuple, dict[str, Any]] = {}
+    repeats: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for s in summaries:
+        if s.get("seed") is None:
+            continue
+        key = (str(s.get("scenario")), variant(s), s["seed"])
+        if key in first:
+            repeats.append((first[key], s))
+        else:
+            first[key] = s
+    if not repeats:
+        return
+    a, b = repeats[0]
+    more = f" (and {len(repeats) - 1} more repeated run{'s' * (len(repeats) > 2)})" if len(repeats) > 1 else ""
+    where = [s.get("run_dir") or s.get("run_id") for s in (a, b)]
+    raise ResultsError(f"{where[0]} and {where[1]} are both seed {b['seed']} of {b.get('scenario')} "
+                       f"{variant_label(variant(b), show=SETTINGS)}{more}; a seed may count only once: "
+                       f"pass one run per seed (name the run dirs instead of their folder)")
+
+
 def group(summaries: Sequence[dict[str, Any]]) -> dict[str, dict[Variant, list[dict[str, Any]]]]:
-    """{scenario: {variant: [summaries over seeds]}}, scenarios and variants sorted."""
+    """{scenario: {variant: [summaries over seeds]}}, scenarios and variants sorted; repeated
+    seeds are refused (`check_one_run_per_seed`)."""
+    check_one_run_per_seed(summaries)
     out: dict[str, dict[Variant, list[dict[str, Any]]]] = {}
     for s in summaries:
         out.setdefault(str(s.get("scenario")), {}).setdefault(variant(s), []).append(s)
@@ -450,6 +494,8 @@ __all__ = [
     "ResultsError",
     "Variant",
     "bin_curve",
+    "check_one_run_per_seed",
+    "complete_evals",
     "group",
     "is_run_dir",
     "is_summary",

@@ -28,6 +28,7 @@ from .rundir import (
     RunDirError,
     default_run_dir,
     extend_run,
+    lock_run_dir,
     n_agents_of,
     read_config,
     read_config_file,
@@ -170,6 +171,10 @@ def launch(
         return
     _check_keys(keys, cfg, key_names(cfg))  # every process's keys, before any process starts
     ensure_folder(run_dir, "--run-dir")
+    try:  # before config.json is touched: a live run's record must not change under it
+        lock_run_dir(run_dir)
+    except RunDirError as e:
+        fail(str(e))
     if resume is None or not (run_dir / "config.json").exists():
         _write_config(run_dir, cfg)
     elif steps is not None:  # a resumed run extended: only run.steps changes in its record

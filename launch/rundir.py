@@ -2,7 +2,8 @@
 
 Layout (everything a plot shows is recomputed from these files)::
 
-    runs/<time>-<scenario>-<method>-b<beta>/
+    runs/<time>-<scenario>-<method>[-b<beta>]/   (-b<beta>: the sharing methods only)
+      launch.lock          held (flock) by the launcher running the run; holds its pid
       config.json          resolved config, seeds, agent count, how it was started, git commit
       done.json            the run reached its steps (finish time, restarts per process)
       episodes.jsonl       one line per train or eval episode (env host)
@@ -16,14 +17,16 @@ Layout (everything a plot shows is recomputed from these files)::
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dwm_net.config import Config, ConfigError, from_json, load_config, to_dict
 from dwm_net.envs.maps import MAPS
@@ -33,6 +36,7 @@ from dwm_net.seeding import agent_seeds, derive_seed
 CONFIG_FILE = "config.json"
 HOST_STATE_FILE = "checkpoints/env-host.json"  # the env host's counters and timers
 DONE_FILE = "done.json"  # written by the launcher when the run reached its steps
+LOCK_FILE = "launch.lock"  # flock'ed by the launcher for the run's whole life
 
 
 class RunDirError(ValueError):
@@ -40,8 +44,50 @@ class RunDirError(ValueError):
 
 
 def default_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
+    """``<root>/<time>-<scenario>-<method>[-b<beta>]``: β only for the methods it applies to, as
+    `dwm-net sweep` names its cells."""
+    from .sweep import BETA_METHODS  # here: launch.sweep imports this module
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return root / f"{stamp}-{cfg.env.scenario}-{cfg.share.method}-b{cfg.share.beta:g}"
+    beta = f"-b{cfg.share.beta:g}" if cfg.share.method in BETA_METHODS else ""
+    return root / f"{stamp}-{cfg.env.scenario}-{cfg.share.method}{beta}"
+
+
+_HELD: dict[Path, IO[str]] = {}  # run dir -> its open lock file, held until this process exits
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Hold `run_dir`'s launch lock for the rest of this process's life, so a second launcher
+    (a `--resume` of a live run, a sweep cell run by hand) cannot start processes on the same
+    run. `RunDirError` naming the holder's pid if another process holds it. flock is released
+    by the kernel when the holder dies however it dies: no stale lock to clean up. Calling it
+    again in the holding process is a no-op."""
+    key = Path(os.path.realpath(run_dir))
+    if key in _HELD:
+        return
+    # Opened without truncating: the holder's pid must stay readable until we hold the lock. Not
+    # written atomically (temp + rename) on purpose: the lock belongs to this file, not a new one.
+    try:
+        fh = open(key / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held for the process's life)
+    except OSError as e:
+        raise RunDirError(f"cannot open {run_dir / LOCK_FILE} ({e.strerror or e}); choose another "
+                          f"--run-dir") from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        pid = fh.read().strip()
+        fh.close()
+        raise RunDirError(f"{run_dir} is in use by another dwm-net launch (pid {pid or 'unknown'}); "
+                          f"wait for it or stop it") from None
+    except OSError as e:  # a file system without locks: say so rather than run unguarded
+        fh.close()
+        raise RunDirError(f"cannot lock {run_dir / LOCK_FILE} ({e.strerror or e}); choose a --run-dir "
+                          f"on a local file system") from None
+    fh.truncate(0)
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    _HELD[key] = fh
 
 
 def n_agents_of(scenario: str) -> int:
@@ -105,7 +151,7 @@ def read_config(run_dir: Path) -> Config:
     path = run_dir / CONFIG_FILE
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} not found; pass the folder a launch created "
-                          f"(runs/<time>-<scenario>-<method>-b<beta>)")
+                          f"(runs/<time>-<scenario>-<method>[-b<beta>])")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -160,10 +206,12 @@ __all__ = [
     "CONFIG_FILE",
     "DONE_FILE",
     "HOST_STATE_FILE",
+    "LOCK_FILE",
     "RunDirError",
     "config_from_record",
     "default_run_dir",
     "extend_run",
+    "lock_run_dir",
     "n_agents_of",
     "read_config",
     "read_config_file",

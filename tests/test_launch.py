@@ -341,3 +341,24 @@ def test_an_endpoint_in_use_or_without_tcp_is_a_one_line_usage_error(tmp_path: P
             out = dwm(*args, "--run-dir", str(tmp_path / "run"), "--preset", "tiny", timeout=40)
             assert out.returncode == 2 and text in out.stderr, out.stderr
             assert "Traceback" not in out.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_second_launcher_on_a_live_run_dir_exits_2_and_starts_nothing(tmp_path: Path) -> None:
+    """`launch --resume` of a run whose launcher is still live: one line naming that launcher,
+    no second env host. Plain mode names the run dir first and last."""
+    run = tmp_path / "run"
+    proc = start_tiny(run, "--steps", "100000")
+    try:
+        wait_for(lambda: train_steps(run) > 0, 90, "the first training episode")
+        r = dwm("launch", "--resume", str(run), "--no-live", timeout=60)
+        assert r.returncode == 2, r.stderr + r.stdout
+        assert r.stderr.strip() == (f"error: {run} is in use by another dwm-net launch (pid {proc.pid}); "
+                                    "wait for it or stop it")
+        assert sum(" env-host " in cmd for cmd in processes_of(run).values()) == 1
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    lines = out.splitlines()
+    assert lines[0] == lines[-1] == f"run dir: {run}"

@@ -341,3 +341,11 @@ def test_live_view_drops_by_kind_table_on_a_short_terminal():
         text[name] = rec.export_text()
     assert "bytes by kind" in text["tall"] and "bytes by kind" not in text["short"]
     assert "comms" in text["short"]
+
+
+def test_beta_is_shown_only_for_methods_it_applies_to():
+    state = make_state()
+    shared, alone = make_info(), RunInfo(**{**make_info().__dict__, "method": "independent", "beta": None})
+    assert "β 0.01" in render_text(shared, state, T0 + 83) and " b=0.01 " in plain_line(shared, state, T0 + 83)
+    assert "β" not in render_text(alone, state, T0 + 83)
+    assert plain_line(alone, state, T0 + 83).startswith("[0:01:23] 2s_vs_1sc independent steps ")

@@ -488,3 +488,80 @@ def test_cli(tmp_path: Path, runs: dict[tuple, Path], monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the viz extra were not installed
     err = _err(cli.invoke(app, ["plot", str(tmp_path / "sums"), "--out", str(tmp_path / "f2")]))
     assert "pip install 'dwm-net[viz]'" in err
+
+
+def _add_eval(d: Path, step: int, won: bool) -> None:
+    """One evaluation episode at `step`, as an evaluation cut short after its first episode."""
+    with open(d / "episodes.jsonl", "a") as fh:
+        fh.write(json.dumps({"mode": "eval", "episode": 0, "env_steps": step, "return": 20.0 * won, "won": won}) + "\n")
+
+
+def test_evaluations_cut_short_count_for_nothing(tmp_path: Path) -> None:
+    """A one-episode evaluation that won is not 100%: steps to 50%/80%, the final numbers and
+    the curves use complete evaluations only, and the cut ones are counted."""
+    d = make_run(tmp_path, 0, "independent", 0.0, 1)  # complete evals: 0, 0, 1, 1, 2 wins of 4
+    _add_eval(d, 250, won=True)
+    _add_eval(d, STEPS + 50, won=True)
+    s = summarize(d)
+    assert s["partial_evals"] == 2
+    assert [e[0] for e in s["eval"]] == [0, 100, 200, 300, 400]
+    assert (s["steps_to_50"], s["steps_to_80"]) == (400, None)
+    assert (s["final_env_steps"], s["final_win_rate"], s["final_n"]) == (400, 0.5, EVAL_EPISODES)
+    assert report_json([s])["scenarios"][SCENARIOS[0]][0]["partial_evals"] == 2
+    # A summary written before partial evaluations were left out still has them in "eval".
+    from launch.plots import _eval_curve
+
+    old = {**s, "eval": sorted(s["eval"] + [[250, 1.0, 20.0, 1]])}
+    assert [p[0] for p in _eval_curve(old)] == [0, 100, 200, 300, 400]
+
+
+def test_a_seed_given_twice_is_refused(tmp_path: Path) -> None:
+    """Two runs of one variant and seed (independent's β means nothing) would be averaged as two
+    seeds: report and plot refuse, naming both runs."""
+    a = make_run(tmp_path / "a", 0, "independent", 0.0, 0)
+    b = make_run(tmp_path / "b", 0, "independent", 1.0, 0)
+    c = make_run(tmp_path / "c", 0, "independent", 0.0, 1)
+    with pytest.raises(ResultsError, match="both seed 0"):
+        load_summaries([tmp_path])
+    cli = CliRunner()
+    for command in (["report", str(tmp_path)], ["plot", str(tmp_path), "--out", str(tmp_path / "figs")]):
+        err = _err(cli.invoke(app, command))
+        assert f"{a} and {b} are both seed 0 of {SCENARIOS[0]} Independent Training" in err
+        assert "one run per seed" in err
+    with pytest.raises(ResultsError):
+        report([summarize(a), summarize(b)])
+    assert report_json([summarize(a), summarize(c)])["scenarios"][SCENARIOS[0]][0]["seeds"] == [0, 1]
+
+
+def test_seeds_column_says_how_many_seeds_have_an_evaluation(tmp_path: Path) -> None:
+    """Two seeds, one without an evaluation: the win rate is one seed's (ʷ), and the Seeds
+    column says so instead of "2"."""
+    a = make_run(tmp_path, 0, "rollout", 1.0, 1)
+    b = make_run(tmp_path, 0, "rollout", 1.0, 2, done=False)
+    lines = (b / "episodes.jsonl").read_text().splitlines()
+    (b / "episodes.jsonl").write_text("".join(x + "\n" for x in lines if '"eval"' not in x))
+    cells = _rows(report([summarize(a), summarize(b)]))[(SCENARIOS[0], METHOD_LABELS["rollout"], "1")]
+    assert cells[2] == "2 (1 evaluated, 1 unfinished)" and cells[3].endswith("ʷ")
+    notes = report([summarize(a)])
+    assert "excluding heartbeats" in notes and "at most 20" not in notes
+
+
+def test_seeds_that_share_no_steps_are_drawn_one_by_one_and_said(tmp_path: Path) -> None:
+    """Seeds whose evaluations cover disjoint steps have no common grid for a mean: each is
+    drawn alone, and plot says so instead of dropping the method from the figure."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    early = summarize(make_run(tmp_path, 0, "independent", 0.0, 1))
+    late = summarize(make_run(tmp_path, 0, "independent", 0.0, 2))
+    late["eval"] = [[e[0] + 10 * STEPS, *e[1:]] for e in late["eval"]]
+    v = variant(early)
+    fig, ax = plt.subplots()
+    try:
+        notes: list = []
+        assert _curves_panel(ax, {v: [early, late]}, str, notes=notes)
+        assert len(ax.lines) == 2 and ax.lines[1].get_xdata()[0] == 10 * STEPS
+        assert notes and "share no env steps" in notes[0][1]
+    finally:
+        plt.close(fig)
+    result = plot_all([early, late], tmp_path / "figs")
+    assert "fig1_winrate.png" in {p.name for p in result.written}
+    assert any(k.startswith("fig1_winrate.png: mean of Independent Training") for k in result.skipped)
