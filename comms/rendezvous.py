@@ -85,6 +85,7 @@ class RendezvousServer(OwnedSocket):
         self._restarts: list[int] = []
         self._spec_sent = False
         self._rejects = RejectLog("rendezvous", log)
+        self._curve = curve
         self.replaced = 0  # registrations that replaced an earlier one (restarts)
 
     @property
@@ -169,13 +170,31 @@ class RendezvousServer(OwnedSocket):
         return self._current_spec()
 
     def _next(self) -> tuple[bytes, Message] | None:
-        """One (reply address, message) off the ROUTER; None (counted) if it does not decode."""
-        frames = self._sock.recv_multipart(zmq.NOBLOCK)
+        """One (reply address, message) off the ROUTER; None (counted) if it does not decode
+        or, under CURVE, if a registration is not signed with the key of the member it names."""
+        parts = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        frames = [p.bytes for p in parts]
         try:
-            return frames[0], decode(frames[1:])
+            msg = decode(frames[1:])
         except MalformedMessage as e:
             self._rejects.reject("malformed", str(e))
             return None
+        if isinstance(msg, RegisterMsg) and self._curve is not None and not self._signed_by(parts[1], msg.agent_id):
+            return None
+        return frames[0], msg
+
+    def _signed_by(self, frame: zmq.Frame, member: int) -> bool:
+        """Whether the CURVE key that sent `frame` is `member`'s own (the authenticator names a
+        client by its Z85 public key): any trusted key may connect, but only agent 1's key may
+        register as agent 1, else one member could take over another's place in the mesh."""
+        assert self._curve is not None
+        name = self._curve.peer_name(member)
+        expected = self._curve.keyring.known.get(name)
+        if expected is not None and frame.get("User-Id") == expected.decode("ascii"):
+            return True
+        self._rejects.reject("wrong_key", f"register as member {member} ({name}) from a client "
+                             f"whose key is not {name}'s")
+        return False
 
     def _read_one(self) -> tuple[int, Message] | None:
         got = self._next()

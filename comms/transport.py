@@ -6,7 +6,7 @@ One interface (`Transport`), two implementations:
   agent loop. Messages still go through `encode`/`decode`, the `SendQueue` and the `Ledger`,
   so byte accounting is identical to the real thing; time is an injectable clock.
 - `ZmqTransport`: the peer mesh. Each agent binds one XPUB socket and connects one SUB socket
-  to every peer's XPUB.
+  per peer, to that peer's XPUB.
 
 Sending: `send` encodes the message and offers it to the agent's broadcast link "i->*"
 (a `SendQueue`); `pump` drains the queue onto the wire, sends a heartbeat when due and updates
@@ -24,8 +24,9 @@ nobody without a word, so queued items are dropped as "peer_lost" instead. `clos
 is still queued as "shutdown" drops.
 
 Senders: a message whose sender id is not a member this transport connected to or expects is
-rejected ("unknown_sender"). (Which member's key signed a message is not checked: one SUB
-serves every peer, so an authenticated member could still claim another member's id.)
+rejected ("unknown_sender"). Each peer gets a SUB of its own, so a message's link says who sent
+it: one that claims another member's id is rejected ("wrong_sender"). With CURVE each SUB also
+checks its peer's server key, so a member that holds a valid key still cannot speak for another.
 Received frames larger than the codec's limits are refused by libzmq (`MAX_FRAME_BYTES`).
 
 High-water mark: the XPUB has XPUB_NODROP, so a full pipe makes a non-blocking send raise
@@ -303,8 +304,9 @@ class _Core:
         self._peers[peer] = _Peer("joined", self._clock())
         self._events.append(("joined", peer))
 
-    def _accept(self, frames: Sequence[Any]) -> Message | None:
-        """Decode one received frame list; count and log it if rejected."""
+    def _accept(self, frames: Sequence[Any], via: int | None = None) -> Message | None:
+        """Decode one received frame list; count and log it if rejected. `via`: the peer whose
+        link it came on, where the transport knows it (the message must claim that sender)."""
         try:
             msg = decode(frames)
         except MalformedMessage as e:
@@ -318,6 +320,10 @@ class _Core:
             # the learner) for whoever can publish to us.
             self._rejects.reject("unknown_sender", f"{msg.KIND} from sender {msg.sender}, "
                                  "which is not a member of this run")
+            return None
+        if via is not None and msg.sender != via:
+            self._rejects.reject("wrong_sender", f"{msg.KIND} claims sender {msg.sender} on the "
+                                 f"link from peer {via}")
             return None
         self._received[msg.KIND] += 1
         self._received_bytes[msg.KIND] += sum(map(len, frames))
@@ -431,7 +437,8 @@ def _warn_if_insecure(bind: str, curve: CurveSetup | None) -> None:
 
 
 class ZmqTransport(_Core):
-    """The peer mesh: one XPUB bound at `bind`, one SUB connected to every peer's endpoint.
+    """The peer mesh: one XPUB bound at `bind`, and one SUB per peer connected to its endpoint
+    (one each, so that what arrives is known to come from that peer: see "Senders" above).
 
     `peers` maps peer id -> endpoint to connect now; `expect` names further peers that must join
     before data flows whose endpoints come later (`connect_peers`). Bind `tcp://127.0.0.1:*`
@@ -457,24 +464,21 @@ class ZmqTransport(_Core):
         self._next_service = -math.inf  # see SERVICE_INTERVAL_S
         self._next_curve_poll = -math.inf  # see CURVE_POLL_S
         self._connected: dict[int, str] = {}
+        self._subs: dict[int, zmq.Socket] = {}  # peer id -> the SUB connected to it
+        self._sub_peer: dict[zmq.Socket, int] = {}  # and back
+        self._hwm = hwm
         _warn_if_insecure(bind, curve)
         self._sockets: list[zmq.Socket] = []
         try:
             self._pub = self._socket(zmq.XPUB)
-            self._sub = self._socket(zmq.SUB)
             self._pub.setsockopt(zmq.SNDHWM, hwm)
             self._pub.setsockopt(zmq.XPUB_VERBOSE, 1)  # pass every subscription: hellos
             self._pub.setsockopt(zmq.XPUB_NODROP, 1)  # full pipe -> zmq.Again, not a silent drop
-            self._sub.setsockopt(zmq.RCVHWM, hwm)
-            self._sub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
-            self._sub.setsockopt(zmq.SUBSCRIBE, b"")
-            self._sub.setsockopt(zmq.SUBSCRIBE, hello_topic(agent_id))
             if curve is not None:
                 curve.apply_server(self._pub)
             self._endpoint = bind_socket(self._pub, bind)
             self._poller = zmq.Poller()
             self._poller.register(self._pub, zmq.POLLIN)
-            self._poller.register(self._sub, zmq.POLLIN)
             self.connect_peers(peers)
         except BaseException:
             self.close()
@@ -490,18 +494,40 @@ class ZmqTransport(_Core):
         for pid, endpoint in peers.items():
             if pid == self.agent_id or self._connected.get(pid) == endpoint:
                 continue
-            if pid in self._connected:
-                self._sub.disconnect(self._connected[pid])
-            if self._curve is not None:
-                self._curve.apply_client(self._sub, pid)
+            self._drop_sub(pid)
+            sub = self._new_sub(pid)
             try:
-                connect_socket(self._sub, endpoint)
+                connect_socket(sub, endpoint)
             except EndpointError as e:  # a peer that advertised garbage: not ours to crash on
                 self._rejects.reject("bad_endpoint", f"peer {pid}: {e}")
+                self._drop_sub(pid)
                 self._connected.pop(pid, None)
                 continue
             self._connected[pid] = endpoint
             self._expected.add(pid)
+
+    def _new_sub(self, pid: int) -> zmq.Socket:
+        """A SUB for peer `pid` alone, registered with the poller (not connected yet)."""
+        sub = self._socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, self._hwm)
+        sub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.setsockopt(zmq.SUBSCRIBE, hello_topic(self.agent_id))
+        if self._curve is not None:
+            self._curve.apply_client(sub, pid)
+        self._subs[pid], self._sub_peer[sub] = sub, pid
+        self._poller.register(sub, zmq.POLLIN)
+        return sub
+
+    def _drop_sub(self, pid: int) -> None:
+        """Close peer `pid`'s SUB if it has one (a new endpoint, a failed connect)."""
+        sub = self._subs.pop(pid, None)
+        if sub is None:
+            return
+        del self._sub_peer[sub]
+        self._poller.unregister(sub)
+        self._sockets.remove(sub)
+        sub.close(linger=0)
 
     def wait_for_peers(self, timeout_s: float) -> bool:
         """Pump until every expected peer has joined (subscribed to us); False on timeout."""
@@ -522,10 +548,11 @@ class ZmqTransport(_Core):
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             ready = dict(self._poller.poll(timeout=0 if out else int(remaining * 1000)))
-            if self._pub in ready:
-                self._service()
-            if self._sub in ready:
-                self._read_available(out)
+            for sock in ready:
+                if sock is self._pub:
+                    self._service()
+                else:
+                    self._read_available(sock, out)
             if out or not ready or remaining == 0:
                 break
         self._check_liveness(self._clock())
@@ -600,24 +627,25 @@ class ZmqTransport(_Core):
             self._present.add(peer)
             self._joined(peer)
 
-    def _read_available(self, out: list[Message]) -> None:
+    def _read_available(self, sub: zmq.Socket, out: list[Message]) -> None:
+        via = self._sub_peer[sub]
         while True:
             try:
-                frames = self._recv_frames()
+                frames = self._recv_frames(sub)
             except zmq.Again:
                 return
-            msg = self._accept(frames)
+            msg = self._accept(frames, via)
             if msg is not None:
                 out.append(msg)
 
-    def _recv_frames(self) -> list[Any]:
+    @staticmethod
+    def _recv_frames(sub: zmq.Socket) -> list[Any]:
         """One multipart message (raises zmq.Again if none) as zero-copy zmq.Frames, so that
         a large array is not copied again (decode makes read-only views of it); frame 0, the
         small msgpack header, as bytes (unless it is 64 KiB or more: decode rejects it).
 
         `Frame.more` says whether a part follows: cheaper than asking the socket (getsockopt
         RCVMORE), as recv_multipart does."""
-        sub = self._sub
         frame = sub.recv(zmq.NOBLOCK, copy=False)
         frames: list[Any] = [frame.bytes if len(frame) < _COPY_THRESHOLD else frame]
         while frame.more:

@@ -209,3 +209,39 @@ def test_a_control_endpoint_that_cannot_be_bound_is_one_line_and_leaves_no_socke
     finally:
         holder.close()
         held.term()
+
+
+@pytest.mark.timeout(30)
+def test_curve_registration_must_be_signed_by_the_members_own_key(tmp_path) -> None:
+    # agent-1's key is trusted, but it may not register as agent 0 (take over its place).
+    from comms.messages import ENV_HOST
+    from comms.security import CurveSetup, KeyRing, generate_keys
+
+    keys = tmp_path / "keys"
+    generate_keys(keys, ["env-host", "agent-0", "agent-1"])
+    names = {ENV_HOST: "env-host", 0: "agent-0", 1: "agent-1", -99: "agent-1"}  # -99: the forger
+    ctxs = {k: zmq.Context() for k in names}
+    curves = {k: CurveSetup(KeyRing.load(keys, n), ctxs[k]) for k, n in names.items()}
+    server = RendezvousServer(ANY_PORT, 2, SPEC, ctx=ctxs[ENV_HOST], curve=curves[ENV_HOST])
+    clients = []
+    try:
+        for key, member, endpoint in ((-99, 0, "tcp://127.0.0.1:7666"), (0, 0, "tcp://127.0.0.1:7000"),
+                                      (1, 1, "tcp://127.0.0.1:7001")):
+            client = ControlClient(server.bound_endpoint, member, ctx=ctxs[key], curve=curves[key])
+            clients.append(client)
+            client.send(RegisterMsg(sender=member, agent_id=member, endpoint=endpoint))
+        assert server.serve(timeout_s=10) == {0: "tcp://127.0.0.1:7000", 1: "tcp://127.0.0.1:7001"}
+        deadline = time.monotonic() + 10
+        while "wrong_key" not in server.rejected:  # the forged one, if serve had not read it yet
+            assert time.monotonic() < deadline, "the forged registration was never read"
+            assert server.serve_restarts(timeout_s=0.2) == {}
+        assert server.rejected == {"wrong_key": 1}
+        assert server.endpoints[0] == "tcp://127.0.0.1:7000"
+    finally:
+        for client in clients:
+            client.close()
+        server.close()
+        for c in curves.values():
+            c.close()
+        for ctx in ctxs.values():
+            ctx.destroy(linger=0)

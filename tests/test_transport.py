@@ -663,8 +663,52 @@ def test_zmq_curve_needs_the_context_of_its_authenticator() -> None:
 
 
 def test_zmq_subscriber_refuses_frames_beyond_the_codec_limits(ctx: zmq.Context) -> None:
-    t = ZmqTransport(0, ANY_PORT, {}, UNLIMITED, ctx=ctx)
+    t = ZmqTransport(0, ANY_PORT, {1: "tcp://127.0.0.1:9"}, UNLIMITED, ctx=ctx)
     try:
-        assert t._sub.getsockopt(zmq.MAXMSGSIZE) == MAX_FRAME_BYTES
+        assert t._subs[1].getsockopt(zmq.MAXMSGSIZE) == MAX_FRAME_BYTES
     finally:
         t.close()
+
+
+@pytest.mark.timeout(20)
+def test_zmq_rejects_a_member_that_claims_another_members_id(ctx: zmq.Context) -> None:
+    # Peer 5 may speak only for itself: its link says who it is, whatever its header claims.
+    a = ZmqTransport(0, ANY_PORT, {}, UNLIMITED, ctx=ctx)
+    b = ZmqTransport(6, ANY_PORT, {}, UNLIMITED, ctx=ctx)
+    raw = ctx.socket(zmq.XPUB)
+    try:
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.bind(ANY_PORT)
+        a.connect_peers({5: raw.getsockopt(zmq.LAST_ENDPOINT).decode(), 6: b.bound_endpoint})
+        assert raw.poll(5000), "a's subscription never arrived"
+        for sender in (6, 5):
+            raw.send_multipart(encode(StopMsg(sender=sender, seq=0, step=0, reason="x")))
+        got: list[Message] = []
+        assert until(lambda: bool(got), 5, lambda: got.extend(a.poll(0.05)))
+        assert [m.sender for m in got] == [5]
+        assert a.stats()["rejected"] == {"wrong_sender": 1}
+    finally:
+        raw.close(linger=0)
+        a.close()
+        b.close()
+
+
+@pytest.mark.timeout(20)
+def test_zmq_a_peers_new_endpoint_replaces_its_subscriber(ctx: zmq.Context) -> None:
+    a = ZmqTransport(0, ANY_PORT, {}, UNLIMITED, ctx=ctx)
+    old = ZmqTransport(1, ANY_PORT, {}, UNLIMITED, ctx=ctx)
+    new = ZmqTransport(1, ANY_PORT, {}, UNLIMITED, ctx=ctx, expect=[0])  # restarted, another port
+    try:
+        a.connect_peers({1: old.bound_endpoint})
+        first = a._subs[1]
+        a.connect_peers({1: new.bound_endpoint})
+        assert first.closed and a._subs[1] is not first and len(a._sockets) == 2  # XPUB + one SUB
+        assert new.wait_for_peers(5)
+        new.send(StopMsg(sender=1, seq=0, step=0, reason="back"))
+        new.pump()
+        got: list[Message] = []
+        assert until(lambda: bool(got), 5, lambda: got.extend(a.poll(0.05)))
+        assert [(m.sender, m.reason) for m in got] == [(1, "back")]  # type: ignore[attr-defined]
+    finally:
+        for t in (a, old, new):
+            t.close()

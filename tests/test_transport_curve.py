@@ -71,3 +71,41 @@ def test_curve_mesh_accepts_known_keys_and_counts_an_unknown_one(tmp_path, caplo
             c.close()
         for ctx in (ctx0, ctx1, ctx2):
             ctx.destroy(linger=0)
+
+
+@pytest.mark.timeout(30)
+def test_curve_member_with_a_valid_key_cannot_speak_for_another(tmp_path):
+    # agent-2 holds a key every member trusts; a header claiming agent 1 on its link is refused.
+    keys = tmp_path / "keys"
+    names = ["agent-0", "agent-1", "agent-2"]
+    generate_keys(keys, names)
+    ctxs = [zmq.Context() for _ in names]
+    curves = [CurveSetup(KeyRing.load(keys, n), c) for n, c in zip(names, ctxs)]
+    ts: list[ZmqTransport] = []
+    try:
+        a, b, m = (ZmqTransport(i, "tcp://127.0.0.1:*", {}, UNLIMITED, ctx=ctxs[i], curve=curves[i],
+                                expect=[j for j in range(3) if j != i]) for i in range(3))
+        ts += [a, b, m]
+        ends = {t.agent_id: t.bound_endpoint for t in ts}
+        for t in ts:
+            t.connect_peers({i: e for i, e in ends.items() if i != t.agent_id})
+        deadline = time.monotonic() + 10
+        while sum(t.wait_for_peers(0.05) for t in ts) < len(ts):  # every one pumps each time
+            assert time.monotonic() < deadline, "members never joined over CURVE"
+        m.send(StopMsg(sender=1, reason="forged: claims agent 1"))
+        m.send(StopMsg(sender=2, reason="honest"))
+        got: list[StopMsg] = []
+        deadline = time.monotonic() + 5
+        while not got:
+            assert time.monotonic() < deadline, "agent 0 never heard agent 2"
+            m.pump()
+            got += [x for x in a.poll(0.05) if isinstance(x, StopMsg)]
+        assert [(x.sender, x.reason) for x in got] == [(2, "honest")]
+        assert a.stats()["rejected"] == {"wrong_sender": 1}
+    finally:
+        for t in ts:
+            t.close()
+        for c in curves:
+            c.close()
+        for ctx in ctxs:
+            ctx.destroy(linger=0)
