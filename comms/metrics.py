@@ -15,6 +15,7 @@ import zmq
 from comms.codec import decode, encode
 from comms.ledger import Clock
 from comms.messages import MalformedMessage, MetricsMsg
+from comms.security import is_local_endpoint
 from comms.sockets import OwnedSocket
 from comms.sockets import bind as bind_socket
 from comms.sockets import connect as connect_socket
@@ -50,6 +51,12 @@ class MetricsPublisher(OwnedSocket):
         except BaseException:
             self.close()
             raise
+        if not is_local_endpoint(self.bound_endpoint):
+            # The metrics channel never uses CURVE (it carries no input any process acts on),
+            # so values leaving the machine are readable on the way: say so, once per socket.
+            log.warning("metrics to %s travel unencrypted (CURVE covers the peer mesh and the control "
+                        "channel only): anyone on the path can read them; publish to a collector "
+                        "on this machine (127.0.0.1) to keep them private", self.bound_endpoint)
         self._last_sent: dict[int, float] = {}
         self._pending: dict[int, Values] = {}
         self._seq: dict[int, int] = {}

@@ -36,8 +36,8 @@ from zmq.utils.monitor import recv_monitor_message
 from comms.messages import ENV_HOST, LAUNCHER, LEARNER
 
 __all__ = [
-    "CurveSetup", "KeyRing", "generate_keys", "public_key_path", "secret_key_path",
-    "warn_if_insecure",
+    "CurveSetup", "KeyRing", "generate_keys", "is_local_endpoint", "public_key_path",
+    "secret_key_path", "warn_if_insecure",
 ]
 
 log = logging.getLogger(__name__)
@@ -388,7 +388,7 @@ def _reason(role: str, event: int, value: int) -> str:
 
 def warn_if_insecure(bind_endpoint: str, curve: bool) -> bool:
     """Warn (and return True) when binding beyond this machine without CURVE."""
-    if curve or _is_local(bind_endpoint):
+    if curve or is_local_endpoint(bind_endpoint):
         return False
     log.warning("binding %s without CURVE: anyone who can reach it may read and inject "
                 "messages; generate keys with `dwm-net keys generate DIR` and enable CURVE, "
@@ -396,7 +396,8 @@ def warn_if_insecure(bind_endpoint: str, curve: bool) -> bool:
     return True
 
 
-def _is_local(endpoint: str) -> bool:
+def is_local_endpoint(endpoint: str) -> bool:
+    """Whether `endpoint` stays on this machine (loopback, ipc, inproc)."""
     scheme, _, rest = endpoint.partition("://")
     if scheme in ("ipc", "inproc"):
         return True

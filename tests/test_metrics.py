@@ -107,3 +107,16 @@ def test_own_contexts_are_terminated_on_close() -> None:
         closeable.close()
     assert pub._ctx.closed and sub._ctx.closed
     assert threading.active_count() <= threads
+
+
+def test_metrics_leaving_the_machine_are_said_to_be_unencrypted(ctx: zmq.Context, caplog) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="comms.metrics"):
+        local = MetricsPublisher(connect="tcp://127.0.0.1:9", ctx=ctx)
+        local.close()
+        assert not caplog.records
+        remote = MetricsPublisher(connect="tcp://192.0.2.7:5999", ctx=ctx)  # TEST-NET-1: never answers
+        remote.close()
+    assert len(caplog.records) == 1
+    assert "tcp://192.0.2.7:5999 travel unencrypted" in caplog.records[0].getMessage()
