@@ -30,6 +30,7 @@ SCENARIOS: tuple[str, ...] = ("2s_vs_1sc", "2m_vs_1z", "3m", "2s3z")
 # The preset a command gets when it names none: `cpu` plus the options measured to learn
 # 2s_vs_1sc within 15 minutes (docs/PERFORMANCE.md); `cpu` without them and `paper` stay one flag away.
 DEFAULT_PRESET = "explore"
+PRECISIONS = ("float32", "bfloat16", "auto")  # model.precision (dwm_net/learning/nets.py)
 BASE_PRESET = "cpu"  # the preset whose values are the dataclass defaults
 
 Backend = Literal["builtin", "sc2"]
@@ -241,6 +242,10 @@ class ModelConfig(_Section):
     # `paper` and `mamba` have it (1). `cpu` and `explore` leave it out: every measurement of
     # theirs (docs/PERFORMANCE.md, RESULTS.md) was made without it, and none with it yet.
     action_decoder: float = _f(0.0, ">=0")
+    # Precision of the MLPs' matrix products (dwm_net/learning/nets.py): "float32"; "bfloat16"
+    # (CPU autocast inside each MLP, float32 out, weights and optimisers float32); "auto":
+    # bfloat16 where the CPU has AMX, else float32. The GRU cell is always float32.
+    precision: str = _f("float32", choices=PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -713,6 +718,7 @@ def load_json(path: str | Path) -> Config:
 __all__ = [
     "BASE_PRESET",
     "DEFAULT_PRESET",
+    "PRECISIONS",
     "PRESETS",
     "SCENARIOS",
     "SECTIONS",

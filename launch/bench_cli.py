@@ -16,6 +16,7 @@ from dwm_net.envs.bench import bench_env, machine_info, one_core
 
 from .env_cli import check_scenario
 from .errors import fail, non_negative
+from .sweep import BETA_METHODS
 
 bench_app = typer.Typer(help="Benchmarks (JSON with --json).", no_args_is_help=True)
 
@@ -144,23 +145,23 @@ def comms_bench(
     console.print(t)
 
 
-def check_preset(preset: str) -> None:
-    """A one-line usage error (exit 2) for an unknown preset."""
+def check_preset(preset: str, sets: list[str] | tuple[str, ...] = ()) -> None:
+    """A one-line usage error (exit 2) for an unknown preset or a bad ``key=value`` override."""
     from dwm_net.config import ConfigError, load_config
 
     try:
-        load_config(preset)
+        load_config(preset, overrides=sets)
     except ConfigError as e:
         fail(str(e))
 
 
-def _train_on_one_core(preset: str, scenario: str, seconds: float, seed: int = 0
-                       ) -> tuple[int | None, dict[str, Any]]:
+def _train_on_one_core(preset: str, scenario: str, seconds: float, seed: int = 0,
+                       sets: list[str] | tuple[str, ...] = ()) -> tuple[int | None, dict[str, Any]]:
     """`bench_train` pinned to one core (the affinity restored after): (core, result)."""
     from dwm_net.learning.bench import bench_train
 
     with one_core() as core:
-        return core, bench_train(preset, scenario, seconds, seed)
+        return core, bench_train(preset, scenario, seconds, seed, sets)
 
 
 def _training_wins(t: dict[str, Any]) -> str:
@@ -176,26 +177,71 @@ def _speed_probe(seconds: float) -> dict[str, float | str]:
             "wm_updates_per_s": r["wm_updates_per_s"], "ac_updates_per_s": r["ac_updates_per_s"]}
 
 
+_RATES = ("wm_updates_per_s", "ac_updates_per_s", "sil_steps_per_s", "act_steps_per_s")
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def _compare_train(preset: str, scenario: str, seconds: float, seed: int, sets: list[str],
+                   vs: list[str], repeats: int) -> dict[str, Any]:
+    """Base (``sets``) and variant (``sets`` + ``vs``) timed alternately ``repeats`` times each in
+    this one process, so both see the same machine; per rate the medians and variant / base."""
+    runs: dict[str, list[dict[str, Any]]] = {"base": [], "variant": []}
+    for _ in range(repeats):
+        for name, extra in (("base", []), ("variant", vs)):
+            runs[name].append(_train_on_one_core(preset, scenario, seconds, seed, [*sets, *extra])[1])
+    medians = {name: {k: _median([r[k] for r in rs]) for k in _RATES} for name, rs in runs.items()}
+    return {"bench": "train", "preset": preset, "scenario": scenario, "set": sets, "vs": vs,
+            "repeats": repeats, "seconds": seconds, "medians": medians,
+            "ratio": {k: medians["variant"][k] / medians["base"][k] for k in _RATES},
+            "runs": {name: [{k: r[k] for k in (*_RATES, "precision")} for r in rs]
+                     for name, rs in runs.items()},
+            "machine": runs["base"][0]["machine"], "torch": runs["base"][0]["torch"]}
+
+
 @bench_app.command("train")
 def train_bench(
     preset: str = typer.Option(DEFAULT_PRESET, help="config preset whose sizes are measured"),
     scenario: str = typer.Option("2s_vs_1sc", help="scenario that fills the replay and sets obs/actions"),
     seconds: float = typer.Option(10.0, min=0.1, help="total timed seconds, split over the 4 parts"),
     seed: int = typer.Option(0, callback=non_negative("--seed")),
+    sets: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
+    vs: list[str] = typer.Option([], "--vs", help="time a variant with these overrides too (repeatable), "
+                                 "alternating with the base, and report variant / base"),
+    repeats: int = typer.Option(2, min=1, help="with --vs: timings of each, alternating"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """World-model updates/s, actor-critic updates/s, acting steps/s and peak RSS of one agent's
     learning core with one torch thread, on one core."""
     check_scenario(scenario)
-    check_preset(preset)  # fail on a bad preset before the slow imports and replay fill
-    core, result = _train_on_one_core(preset, scenario, seconds, seed)
+    check_preset(preset, sets)  # fail on a bad preset or override before the slow imports
+    if vs:
+        check_preset(preset, [*sets, *vs])
+        report = _compare_train(preset, scenario, seconds, seed, sets, vs, repeats)
+        if json_out:
+            typer.echo(json.dumps(report, indent=2))
+            return
+        table = Table(title=f"learning core, preset {preset}{''.join(' ' + x for x in sets)}, {scenario}: "
+                            f"base vs {' '.join(vs)}, medians of {repeats} ({report['machine']['cpu']})")
+        for col in ("rate", "base", "variant", "variant / base"):
+            table.add_column(col, justify="right")
+        for k in _RATES:
+            table.add_row(k, f"{report['medians']['base'][k]:,.2f}", f"{report['medians']['variant'][k]:,.2f}",
+                          f"{report['ratio'][k]:.2f}")
+        Console().print(table)
+        return
+    core, result = _train_on_one_core(preset, scenario, seconds, seed, sets)
     report = {"bench": "train", "core": core, **result}
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         return
     s = result["sizes"]
-    table = Table(title=f"learning core, preset {preset}, {scenario}, one torch thread, one core "
-                        f"({result['machine']['cpu']})")
+    table = Table(title=f"learning core, preset {preset}{''.join(' ' + x for x in sets)}, {scenario}, "
+                        f"one torch thread, one core ({result['machine']['cpu']})")
     for col in ("part", "rate", "per call"):
         table.add_column(col, justify="right")
     wm_name = f"world-model update (batch {s['batch_size']} x seq {s['seq_len']})"
@@ -289,9 +335,10 @@ def learn_bench(
     # bench's preset) makes reports from different days comparable.
     speed = _speed_probe(probe_seconds) if probe_seconds > 0 else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    tag = f"-b{beta:g}" if method in BETA_METHODS else ""  # as launch names its run dirs
     results = []
     for seed in range(first_seed, first_seed + seeds):
-        run_dir = root / f"{stamp}-{scenario}-{method}-b{beta:g}-s{seed}"
+        run_dir = root / f"{stamp}-{scenario}-{method}{tag}-s{seed}"
         results.append(run_seed(seed, run_dir=run_dir, launch_args=launch_args, target=target,
                                 max_minutes=max_minutes, episodes_per_eval=eval_episodes,
                                 n_agents=n_agents_of(scenario), confirm_episodes=confirm))

@@ -45,6 +45,27 @@ def test_bench_train_rejects_an_unknown_preset_in_one_line():
     assert "Traceback" not in result.output and result.stdout == ""
 
 
+def test_bench_train_vs_times_a_variant_against_the_base_in_one_invocation():
+    result = runner.invoke(app, ["bench", "train", "--preset", "tiny", "--seconds", "0.4", "--set",
+                                 "train.ppo_epochs=1", "--vs", "model.precision=bfloat16", "--repeats", "1",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["set"], report["vs"], report["repeats"]) == (["train.ppo_epochs=1"], ["model.precision=bfloat16"], 1)
+    base, variant = report["runs"]["base"][0], report["runs"]["variant"][0]
+    assert base["precision"] == {"config": "float32", "bf16_products": False}
+    assert variant["precision"] == {"config": "bfloat16", "bf16_products": True}
+    for key, ratio in report["ratio"].items():
+        assert ratio == pytest.approx(variant[key] / base[key]), key
+
+
+def test_bench_train_rejects_a_bad_override_in_one_line():
+    result = runner.invoke(app, ["bench", "train", "--preset", "tiny", "--vs", "model.precision=fp8"])
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "model.precision" in err, err
+
+
 def test_bench_memory_fills_every_buffer_and_reports_peak_rss_per_stage():
     result = runner.invoke(app, ["bench", "memory", "--preset", "tiny", "--scenario", "3m", "--json"])
     assert result.exit_code == 0, result.output

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from dwm_net.config import ModelConfig, TrainConfig
+from dwm_net.learning.nets import low_precision, mlp
 from dwm_net.learning.sampling import sample_index
 from dwm_net.learning.types import EnvSpec, Latent, Trajectory
 
@@ -47,15 +48,6 @@ RETURN_SCALE_RATE = 0.01  # weight of each update's return range in the running 
 # so a collapsed policy (H = 0) raises the coefficient 10x in ~115 actor steps; clamped to ENTROPY_BOUNDS.
 ENTROPY_RATE = 0.02
 ENTROPY_BOUNDS = (1e-5, 1.0)
-
-
-def mlp(in_dim: int, out_dim: int, hidden: int, layers: int) -> nn.Sequential:
-    """`layers` ReLU hidden layers of width `hidden`, then a linear output."""
-    mods: list[nn.Module] = []
-    for i in range(layers):
-        mods += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.ReLU()]
-    mods.append(nn.Linear(hidden, out_dim))
-    return nn.Sequential(*mods)
 
 
 def masked_logits(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -142,8 +134,9 @@ class ActorCritic(nn.Module):
                  train_cfg: TrainConfig) -> None:
         super().__init__()
         self.cfg = train_cfg
-        self.actor = mlp(feat_dim, spec.n_actions, model_cfg.hidden, model_cfg.layers)
-        self.critic = mlp(feat_dim, 1, model_cfg.hidden, model_cfg.layers)
+        bf16 = low_precision(model_cfg.precision)
+        self.actor = mlp(feat_dim, spec.n_actions, model_cfg.hidden, model_cfg.layers, bf16)
+        self.critic = mlp(feat_dim, 1, model_cfg.hidden, model_cfg.layers, bf16)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=train_cfg.lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=train_cfg.lr_critic)
         self.entropy_coef = train_cfg.entropy
@@ -358,7 +351,6 @@ __all__ = [
     "lambda_returns",
     "log_prob",
     "masked_logits",
-    "mlp",
     "normalised_entropy",
     "real_returns",
     "self_imitate_real",

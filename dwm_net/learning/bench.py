@@ -11,7 +11,7 @@ import dataclasses
 import platform
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from dwm_net.envs import make_env
 from dwm_net.envs.bench import machine_info
 from dwm_net.envs.policies import random_actions
 from dwm_net.learning.actor_critic import ActorCritic, self_imitate_real
+from dwm_net.learning.nets import low_precision
 from dwm_net.learning.replay import EpisodeReplay
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch
 from dwm_net.learning.world_model import TensorBatch, WorldModel, WorldModelLearner
@@ -68,14 +69,14 @@ def _fill_replay(replay: EpisodeReplay, scenario: str, min_steps: int, seed: int
 
 
 def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
-                seed: int = 0) -> dict:
+                seed: int = 0, sets: Sequence[str] = ()) -> dict:
     """World-model updates/s, actor-critic updates/s (and imagined states/s), self-imitation
     steps/s and acting steps/s for ``preset``'s sizes on ``scenario``, each timed for about
-    ``seconds / 4``.
+    ``seconds / 4``; ``sets`` are ``key.path=value`` overrides on the preset.
 
-    Raises :class:`~dwm_net.config.ConfigError` for an unknown preset.
+    Raises :class:`~dwm_net.config.ConfigError` for an unknown preset or a bad override.
     """
-    cfg = load_config(preset)
+    cfg = load_config(preset, overrides=sets)
     m, tr = cfg.model, cfg.train
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # an agent process runs one torch thread; several share the cores
@@ -146,6 +147,9 @@ def bench_train(preset: str, scenario: str = "2s_vs_1sc", seconds: float = 10.0,
     states_per_update = tr.batch_size * tr.seq_len * tr.horizon
     return {
         "preset": cfg.preset,
+        "set": list(sets),
+        # What model.precision resolved to here: "auto" depends on the CPU.
+        "precision": {"config": m.precision, "bf16_products": low_precision(m.precision)},
         "scenario": scenario,
         "seed": seed,
         "seconds": seconds,

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwm_net.config import ModelConfig, TrainConfig
+from dwm_net.learning.nets import low_precision, mlp
 from dwm_net.learning.sampling import sample_index
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
 
@@ -77,16 +78,6 @@ class TensorBatch:
                       for f in fields(cls)})
 
 
-def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
-    """``layers`` hidden ReLU layers of width ``hidden``, then a linear output."""
-    mods: list[nn.Module] = []
-    for _ in range(layers):
-        mods += [nn.Linear(inp, hidden), nn.ReLU()]
-        inp = hidden
-    mods.append(nn.Linear(inp, out))
-    return nn.Sequential(*mods)
-
-
 def categorical_probs(logits: torch.Tensor) -> torch.Tensor:
     """(..., C, K) logits -> probabilities with ``UNIMIX`` of the uniform mixed in."""
     k = logits.shape[-1]
@@ -116,19 +107,20 @@ class WorldModel(nn.Module):
         self.spec, self.cfg = spec, cfg
         c, k, r = cfg.n_categoricals, cfg.n_classes, cfg.deter
         self.feat_size = r + c * k
-        self.encoder = mlp(spec.obs_dim, cfg.embed, cfg.hidden, cfg.layers)
+        bf16 = low_precision(cfg.precision)
+        self.encoder = mlp(spec.obs_dim, cfg.embed, cfg.hidden, cfg.layers, bf16)
         self.rnn_in = nn.Sequential(nn.Linear(c * k + spec.n_actions, cfg.hidden), nn.ReLU())
         self.rnn = nn.GRUCell(cfg.hidden, r)
-        self.prior_net = mlp(r, c * k, cfg.hidden, cfg.layers)
-        self.post_net = mlp(r + cfg.embed, c * k, cfg.hidden, cfg.layers)
+        self.prior_net = mlp(r, c * k, cfg.hidden, cfg.layers, bf16)
+        self.post_net = mlp(r + cfg.embed, c * k, cfg.hidden, cfg.layers, bf16)
         # Decoder (Algorithm 1: trained on own data only) and predictors (trained on all data).
-        self.decoder = mlp(self.feat_size, spec.obs_dim, cfg.hidden, cfg.layers)
+        self.decoder = mlp(self.feat_size, spec.obs_dim, cfg.hidden, cfg.layers, bf16)
         # Only built when used, so checkpoints of models without it load as before.
-        self.action_decoder = (mlp(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers)
+        self.action_decoder = (mlp(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers, bf16)
                                if cfg.action_decoder > 0 else None)
-        self.reward_head = mlp(self.feat_size, 1, cfg.hidden, cfg.layers)
-        self.cont_head = mlp(self.feat_size, 1, cfg.hidden, cfg.layers)
-        self.avail_head = mlp(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers)
+        self.reward_head = mlp(self.feat_size, 1, cfg.hidden, cfg.layers, bf16)
+        self.cont_head = mlp(self.feat_size, 1, cfg.hidden, cfg.layers, bf16)
+        self.avail_head = mlp(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers, bf16)
 
     # -- RSSM steps ----------------------------------------------------------------------------
 
@@ -390,6 +382,5 @@ __all__ = [
     "WorldModelLearner",
     "categorical_kl",
     "categorical_probs",
-    "mlp",
     "sample_onehot",
 ]
