@@ -527,8 +527,13 @@ PRESETS: dict[str, Preset] = {
     # after 3m centralized at 15k steps ended no worse over 6 seeds (8, 20, 20, 11, 20, 20 of 20
     # against cpu's 20, 19, 20, 0, 12, 0) and 2m_vs_1z and 2s_vs_1sc independent showed no loss.
     "explore": Preset(
-        "cpu + exploration noise, greedy training episodes, reward-prioritised replay, horizon 25, self-imitation",
+        "cpu + exploration noise, greedy training episodes, reward-prioritised replay, horizon 25, self-imitation, "
+        "bfloat16 products on AMX CPUs",
         {
+            # bfloat16 products where the CPU has AMX (else float32): actor-critic updates 1.6x
+            # as fast there (docs/PERFORMANCE.md, "bfloat16 products"); a numerics change, so
+            # `cpu` and `paper` keep float32.
+            "model": {"precision": "auto"},
             "train": {"explore_eps": 0.1, "explore_repeat": 0.5, "explore_episodes": 0.5,
                       "plain_policy": "greedy", "reward_priority": 0.5, "priority_lead": 20,
                       "horizon": 25, "self_imitation": 3.0},
