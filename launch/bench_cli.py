@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -180,10 +181,9 @@ def _speed_probe(seconds: float) -> dict[str, float | str]:
 _RATES = ("wm_updates_per_s", "ac_updates_per_s", "sil_steps_per_s", "act_steps_per_s")
 
 
-def _median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    mid = len(xs) // 2
-    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+def _preset_label(preset: str, sets: list[str]) -> str:
+    """"preset explore --set a=1 b=2" as the tables' titles name it: "explore a=1 b=2"."""
+    return " ".join([preset, *sets])
 
 
 def _compare_train(preset: str, scenario: str, seconds: float, seed: int, sets: list[str],
@@ -194,7 +194,7 @@ def _compare_train(preset: str, scenario: str, seconds: float, seed: int, sets: 
     for _ in range(repeats):
         for name, extra in (("base", []), ("variant", vs)):
             runs[name].append(_train_on_one_core(preset, scenario, seconds, seed, [*sets, *extra])[1])
-    medians = {name: {k: _median([r[k] for r in rs]) for k in _RATES} for name, rs in runs.items()}
+    medians = {name: {k: statistics.median(r[k] for r in rs) for k in _RATES} for name, rs in runs.items()}
     return {"bench": "train", "preset": preset, "scenario": scenario, "set": sets, "vs": vs,
             "repeats": repeats, "seconds": seconds, "medians": medians,
             "ratio": {k: medians["variant"][k] / medians["base"][k] for k in _RATES},
@@ -225,7 +225,7 @@ def train_bench(
         if json_out:
             typer.echo(json.dumps(report, indent=2))
             return
-        table = Table(title=f"learning core, preset {preset}{''.join(' ' + x for x in sets)}, {scenario}: "
+        table = Table(title=f"learning core, preset {_preset_label(preset, sets)}, {scenario}: "
                             f"base vs {' '.join(vs)}, medians of {repeats} ({report['machine']['cpu']})")
         for col in ("rate", "base", "variant", "variant / base"):
             table.add_column(col, justify="right")
@@ -240,7 +240,7 @@ def train_bench(
         typer.echo(json.dumps(report, indent=2))
         return
     s = result["sizes"]
-    table = Table(title=f"learning core, preset {preset}{''.join(' ' + x for x in sets)}, {scenario}, "
+    table = Table(title=f"learning core, preset {_preset_label(preset, sets)}, {scenario}, "
                         f"one torch thread, one core ({result['machine']['cpu']})")
     for col in ("part", "rate", "per call"):
         table.add_column(col, justify="right")
@@ -350,7 +350,7 @@ def learn_bench(
         typer.echo(json.dumps(report, indent=2))
         return
     table = Table(title=f"time to eval win rate >= {target:g}: {scenario} {method} b={beta:g} "
-                        f"preset {preset}{''.join(' ' + x for x in sets)} ({report['machine']['cpu']})")
+                        f"preset {_preset_label(preset, sets)} ({report['machine']['cpu']})")
     for col in ("seed", "reached", "wall to target", "env steps", "final win rate", "confirmed",
                 "training wins (first at)", "act s", "train s", "comms s", "env s"):
         table.add_column(col, justify="right")

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from dwm_net.config import ModelConfig, TrainConfig
-from dwm_net.learning.nets import low_precision, mlp
+from dwm_net.learning.nets import MLP, low_precision
 from dwm_net.learning.sampling import sample_index
 from dwm_net.learning.types import EnvSpec, Latent, Trajectory
 
@@ -135,8 +135,8 @@ class ActorCritic(nn.Module):
         super().__init__()
         self.cfg = train_cfg
         bf16 = low_precision(model_cfg.precision)
-        self.actor = mlp(feat_dim, spec.n_actions, model_cfg.hidden, model_cfg.layers, bf16)
-        self.critic = mlp(feat_dim, 1, model_cfg.hidden, model_cfg.layers, bf16)
+        self.actor = MLP(feat_dim, spec.n_actions, model_cfg.hidden, model_cfg.layers, bf16)
+        self.critic = MLP(feat_dim, 1, model_cfg.hidden, model_cfg.layers, bf16)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=train_cfg.lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=train_cfg.lr_critic)
         self.entropy_coef = train_cfg.entropy

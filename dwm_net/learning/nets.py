@@ -19,8 +19,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dwm_net.config import PRECISIONS
-
 # Fewest rows (product of the leading dims) of a call that multiplies in bfloat16; see above.
 BF16_MIN_ROWS = 256
 
@@ -32,9 +30,8 @@ def amx_available() -> bool:
 
 
 def low_precision(precision: str) -> bool:
-    """``model.precision`` -> whether the MLPs multiply in bfloat16 on this machine."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    """``model.precision`` (validated by the config) -> whether the MLPs multiply in bfloat16 on
+    this machine."""
     return precision == "bfloat16" or (precision == "auto" and amx_available())
 
 
@@ -60,8 +57,4 @@ class MLP(nn.Sequential):
             return super().forward(x).float()
 
 
-def mlp(inp: int, out: int, hidden: int, layers: int, bf16: bool = False) -> MLP:
-    return MLP(inp, out, hidden, layers, bf16)
-
-
-__all__ = ["BF16_MIN_ROWS", "MLP", "PRECISIONS", "amx_available", "low_precision", "mlp"]
+__all__ = ["BF16_MIN_ROWS", "MLP", "amx_available", "low_precision"]

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwm_net.config import ModelConfig, TrainConfig
-from dwm_net.learning.nets import low_precision, mlp
+from dwm_net.learning.nets import MLP, low_precision
 from dwm_net.learning.sampling import sample_index
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
 
@@ -108,19 +108,19 @@ class WorldModel(nn.Module):
         c, k, r = cfg.n_categoricals, cfg.n_classes, cfg.deter
         self.feat_size = r + c * k
         bf16 = low_precision(cfg.precision)
-        self.encoder = mlp(spec.obs_dim, cfg.embed, cfg.hidden, cfg.layers, bf16)
+        self.encoder = MLP(spec.obs_dim, cfg.embed, cfg.hidden, cfg.layers, bf16)
         self.rnn_in = nn.Sequential(nn.Linear(c * k + spec.n_actions, cfg.hidden), nn.ReLU())
         self.rnn = nn.GRUCell(cfg.hidden, r)
-        self.prior_net = mlp(r, c * k, cfg.hidden, cfg.layers, bf16)
-        self.post_net = mlp(r + cfg.embed, c * k, cfg.hidden, cfg.layers, bf16)
+        self.prior_net = MLP(r, c * k, cfg.hidden, cfg.layers, bf16)
+        self.post_net = MLP(r + cfg.embed, c * k, cfg.hidden, cfg.layers, bf16)
         # Decoder (Algorithm 1: trained on own data only) and predictors (trained on all data).
-        self.decoder = mlp(self.feat_size, spec.obs_dim, cfg.hidden, cfg.layers, bf16)
+        self.decoder = MLP(self.feat_size, spec.obs_dim, cfg.hidden, cfg.layers, bf16)
         # Only built when used, so checkpoints of models without it load as before.
-        self.action_decoder = (mlp(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers, bf16)
+        self.action_decoder = (MLP(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers, bf16)
                                if cfg.action_decoder > 0 else None)
-        self.reward_head = mlp(self.feat_size, 1, cfg.hidden, cfg.layers, bf16)
-        self.cont_head = mlp(self.feat_size, 1, cfg.hidden, cfg.layers, bf16)
-        self.avail_head = mlp(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers, bf16)
+        self.reward_head = MLP(self.feat_size, 1, cfg.hidden, cfg.layers, bf16)
+        self.cont_head = MLP(self.feat_size, 1, cfg.hidden, cfg.layers, bf16)
+        self.avail_head = MLP(self.feat_size, spec.n_actions, cfg.hidden, cfg.layers, bf16)
 
     # -- RSSM steps ----------------------------------------------------------------------------
 
