@@ -53,3 +53,24 @@ def test_auto_asks_the_cpu(monkeypatch):
 def test_an_unknown_precision_is_a_config_error():
     with pytest.raises(ConfigError, match="model.precision"):
         load_config("cpu", overrides=["model.precision=fp8"])
+
+
+def test_fused_adam_steps_as_adam_does_and_stays_fused_after_loading_an_unfused_state():
+    torch.manual_seed(0)
+    a, b = MLP(12, 3, 16, 2), MLP(12, 3, 16, 2)
+    b.load_state_dict(a.state_dict())
+    plain, fused = torch.optim.Adam(a.parameters(), lr=1e-2), nets.FusedAdam(b.parameters(), lr=1e-2)
+    x = torch.randn(32, 12)
+    for _ in range(5):
+        for net, opt in ((a, plain), (b, fused)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # A checkpoint of the unfused optimizer (the format before FusedAdam) resumes fused.
+    resumed = nets.FusedAdam(b.parameters(), lr=1e-2)
+    resumed.load_state_dict(plain.state_dict())
+    assert all(g["fused"] is True for g in resumed.param_groups)
+    assert resumed.state_dict()["state"][0]["exp_avg"].shape == (16, 12)
+    resumed.step()

@@ -11,7 +11,7 @@ import torch
 
 from dwm_net.config import load_config, replace
 from dwm_net.learning import world_model as wm
-from dwm_net.learning.types import EnvSpec, SeqBatch, Trajectory
+from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
 from dwm_net.learning.world_model import LOSS_KEYS, SCORE_KEYS, TensorBatch, WorldModel, WorldModelLearner
 
 torch.set_num_threads(1)
@@ -334,6 +334,33 @@ def test_imagine(obs_dim: int, n_actions: int) -> None:
         nxt = traj.feat()[1:]
         torch.testing.assert_close(traj.reward, model.reward_head(nxt).squeeze(-1))
         torch.testing.assert_close(traj.discount, gamma * model.cont_head(nxt).squeeze(-1).sigmoid())
+
+
+def test_imagine_matches_the_plain_step_by_step_rollout() -> None:
+    """`imagine` writes each state into one feature buffer (no per-step concatenation, no
+    straight-through term): the same rollout as the plain loop, same draws from the same RNG."""
+    spec = make_spec(*SIZES[0])
+    model = make_model(spec)
+    batch = TensorBatch.from_numpy(random_batch(3, 4, spec))
+    with torch.no_grad():
+        post, _, _ = model.observe(batch.obs, batch.action, batch.first)
+        start = post.map(lambda x: x.flatten(0, 1))  # (N, ...)
+        torch.manual_seed(7)
+        traj = model.imagine(start, uniform_policy, 5, 0.9)
+        torch.manual_seed(7)
+        state, deters, stochs, actions = start, [start.deter], [start.stoch], []
+        for _ in range(5):
+            feat = state.feat()
+            action, _ = uniform_policy(feat, model.predict_avail(feat))
+            h = model._recurrent(state.deter, state.stoch, model._onehot(action))
+            state = Latent(h, wm.sample_onehot(wm.categorical_probs(model._prior_logits(h))))
+            deters.append(state.deter)
+            stochs.append(state.stoch)
+            actions.append(action)
+    assert torch.equal(traj.action, torch.stack(actions))
+    torch.testing.assert_close(traj.deter, torch.stack(deters))
+    torch.testing.assert_close(traj.stoch, torch.stack(stochs))
+    assert set(traj.stoch[1:].unique().tolist()) == {0.0, 1.0}  # exact one-hot samples
 
 
 def test_predicted_avail_thresholds_at_half() -> None:

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from dwm_net.config import ModelConfig, TrainConfig
-from dwm_net.learning.nets import MLP, low_precision
+from dwm_net.learning.nets import MLP, FusedAdam, low_precision
 from dwm_net.learning.sampling import sample_index
 from dwm_net.learning.types import EnvSpec, Latent, Trajectory
 
@@ -137,8 +137,8 @@ class ActorCritic(nn.Module):
         bf16 = low_precision(model_cfg.precision)
         self.actor = MLP(feat_dim, spec.n_actions, model_cfg.hidden, model_cfg.layers, bf16)
         self.critic = MLP(feat_dim, 1, model_cfg.hidden, model_cfg.layers, bf16)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=train_cfg.lr_actor)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=train_cfg.lr_critic)
+        self.actor_opt = FusedAdam(self.actor.parameters(), lr=train_cfg.lr_actor)
+        self.critic_opt = FusedAdam(self.critic.parameters(), lr=train_cfg.lr_critic)
         self.entropy_coef = train_cfg.entropy
         self.return_scale = 0.0  # running 5-95% range of the lambda-returns ("range" scaling)
         # With `train.actor_ema`, acting uses an exponential moving average of the actor's
