@@ -329,7 +329,7 @@ class WorldModel(nn.Module):
             feat = feats[t]  # (N, F)
             avail = self.predict_avail(feat, sample=sample_avail)
             action, logits = policy(feat, avail)
-            h = self.rnn(self.rnn_in(torch.cat([feat[:, r:], self._onehot(action)], -1)), feat[:, :r])
+            h = self._recurrent(feat[:, :r], feat[:, r:].view(n, c, k), self._onehot(action))
             index = sample_index(categorical_probs(self._prior_logits(h)))  # (N, C)
             nxt = feats[t + 1]
             nxt[:, :r] = h
