@@ -615,3 +615,74 @@ def test_rollouts_queue_with_z_score_priorities_like_experience() -> None:
     k = len(losses) - 1
     before = np.asarray(losses[max(0, k - cfg.share.window):k], dtype=np.float64)  # the gate's window
     assert sent[k] == pytest.approx((float(losses[k]) - before.mean()) / before.std(), rel=1e-4)
+
+
+# --- train.overlap: acting from a frozen copy while a round trains --------------------------------
+
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_overlap_acts_with_the_parameters_of_the_last_finished_round() -> None:
+    cfg = replace(TINY, **{"train.overlap": True, "share.method": "independent"})
+    env, agents, _, _ = setup(cfg)
+    play_episode(env, agents)
+    me = agents[0]
+    assert me.overlap and me.train_due()
+    acting_before = _params(me._acting.actor) + _params(me._acting.wm)
+    learner_before = _params(me.learner.ac.actor) + _params(me.learner.wm)
+    assert all(torch.equal(a, b) for a, b in zip(acting_before, learner_before, strict=True))
+    metrics, own = me.run_round()  # what the background thread runs
+    learner_after = _params(me.learner.ac.actor) + _params(me.learner.wm)
+    assert any(not torch.equal(a, b) for a, b in zip(learner_before, learner_after, strict=True))
+    # Until the round is booked the agent acts as before it: the copy has not moved.
+    assert all(torch.equal(a, b) for a, b in
+               zip(_params(me._acting.actor) + _params(me._acting.wm), acting_before, strict=True))
+    assert me._acting.ac_updates == 0 and me.learner.ac_updates == 1
+    me.finish_round(metrics, own)
+    assert all(torch.equal(a, b) for a, b in
+               zip(_params(me._acting.actor) + _params(me._acting.wm), learner_after, strict=True))
+    assert me._acting.ac_updates == 1 and me.metrics()["train_rounds"] == 1
+
+
+def test_overlap_acting_draws_from_its_own_stream_not_the_global_one() -> None:
+    """The training thread draws from torch's global stream; acting must not, or the two
+    threads' interleaving would make a seeded run unrepeatable."""
+    cfg = replace(TINY, **{"train.overlap": True})
+    env = make_env(SCENARIO, seed=0)
+    obs, avail = np.asarray(env.get_obs()), np.asarray(env.get_avail_actions(), bool)
+
+    def actions(agent: Agent, reseed_global: bool) -> list[int]:
+        agent.reset_episode()
+        out = []
+        for step in range(20):
+            if reseed_global:
+                torch.manual_seed(1000 + step)  # another thread's draws, in effect
+            state = torch.get_rng_state()
+            out.append(agent.act(obs[0], avail[0]))
+            assert torch.equal(torch.get_rng_state(), state)
+        return out
+
+    a = Agent(cfg, 0, env_spec(env), None, seed=3)
+    b = Agent(cfg, 0, env_spec(env), None, seed=3)
+    assert actions(a, False) == actions(b, True)
+    assert len(set(actions(Agent(cfg, 0, env_spec(env), None, seed=3), False))) > 1  # it samples
+
+
+def test_overlap_holds_received_items_until_the_round_is_booked() -> None:
+    cfg = replace(TINY, **{"train.overlap": True, "share.method": "experience"})
+    env, agents, hub, _ = setup(cfg)
+    me, spec = agents[0], env_spec(env)
+    chunk = ExperienceMsg(sender=1, obs=np.zeros((4, spec.obs_dim), np.float32),
+                          actions=np.zeros(4, np.uint8), rewards=np.zeros(4, np.float32),
+                          terms=np.zeros(4, bool), avail=np.ones((4, spec.n_actions), bool),
+                          n_actions=spec.n_actions)
+    me.hold_received()
+    hub.deliver(0, encode(chunk))
+    hub.deliver(0, [b"not a message"])
+    assert me.receive() == 0 and me.metrics()["shared_size"] == 0
+    assert me.release_received() == 1
+    counts = me.metrics()
+    assert counts["shared_size"] == 4 and counts["received/experience"] == 1
+    hub.deliver(0, encode(chunk))
+    assert me.receive() == 1 and me.metrics()["shared_size"] == 8  # no longer holding
