@@ -7,10 +7,6 @@ calls, per episode::
     for each env step:  a = agent.act(obs, avail);  agent.record(obs, a, reward, term, avail, first)
     agent.end_episode();  agent.train_round();  agent.share();  (transport.pump());  agent.receive()
 
-With ``train.overlap`` the agent process splits the round: `run_round` (the learner's part,
-in a background thread) and `finish_round` (its bookkeeping, in the main thread); meanwhile the
-agent acts with an `ActingCopy` of the networks and holds received items (`hold_received`).
-
 Acting is decentralized: the agent sees only its own observation and availability and carries
 its own RSSM state (``carry``) between steps. What it shares (paper 4.2):
 
@@ -33,7 +29,6 @@ learner sends back (`ParamsMsg`).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from collections import Counter
@@ -44,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from agents.learner import DreamerLearner, Learner, ScoredRollouts
 from agents.wire import (
@@ -58,11 +52,10 @@ from agents.wire import (
 from comms.messages import ExperienceMsg, Message, ParamsMsg, RolloutMsg
 from comms.transport import Transport
 from dwm_net.config import Config
-from dwm_net.learning.actor_critic import ActorCritic
 from dwm_net.learning.rollouts import from_trajectory
 from dwm_net.learning.selection import CompositeScorer, GaussianGate, SlidingStats
 from dwm_net.learning.types import EnvSpec, Latent, SeqBatch, Trajectory
-from dwm_net.learning.world_model import SCORE_KEYS, WorldModel
+from dwm_net.learning.world_model import SCORE_KEYS
 from dwm_net.runlog import write_atomic as _atomic
 from dwm_net.seeding import derive_seed
 
@@ -81,31 +74,6 @@ class Carry:
     latent: Latent
     prev_action: torch.Tensor  # (1,) int64
     first: bool  # the next `act` starts an episode (resets the RSSM state)
-
-
-@dataclass
-class ActingCopy:
-    """What an agent acts with while its learner trains in another thread (``train.overlap``):
-    frozen copies of the world model and the acting actor as of the last finished round, the
-    actor-update count that goes with them, and a random stream of its own, so that acting
-    draws nothing from the global torch stream the training thread uses (runs stay seeded)."""
-
-    wm: WorldModel
-    actor: nn.Module
-    ac_updates: int
-    generator: torch.Generator
-
-    @classmethod
-    def of(cls, learner: Learner, seed: int) -> ActingCopy:
-        wm = copy.deepcopy(learner.wm).requires_grad_(False)
-        actor = copy.deepcopy(learner.ac.acting_actor).requires_grad_(False)
-        return cls(wm, actor, learner.ac_updates, torch.Generator().manual_seed(seed))
-
-    def refresh(self, learner: Learner) -> None:
-        """Take the learner's current parameters (never while a round runs: they would be torn)."""
-        self.wm.load_state_dict(learner.wm.state_dict())
-        self.actor.load_state_dict(learner.ac.acting_actor.state_dict())
-        self.ac_updates = learner.ac_updates
 
 
 class Agent:
@@ -133,13 +101,6 @@ class Agent:
         if learner is None:
             learner = DreamerLearner(cfg, spec, init_seed=seed if init_seed is None else init_seed)
         self.learner: Learner = learner
-        # train.overlap: act from a frozen copy while a round trains in another thread (the
-        # agent process runs it; a centralized agent trains nothing and acts on the learner's
-        # parameters as they arrive).
-        self.overlap = cfg.train.overlap and not feed_learner
-        self._acting = (ActingCopy.of(learner, derive_seed(seed, agent_id, "act"))
-                        if self.overlap else None)
-        self._held: list[Message] | None = None  # received while a round runs (`hold_received`)
         self.scorer = CompositeScorer(SCORE_KEYS, cfg.share.window)
         self.experience_gate = GaussianGate(cfg.share.beta, cfg.share.window)
         self.rollout_gate = GaussianGate(cfg.share.beta, cfg.share.window)
@@ -172,20 +133,14 @@ class Agent:
         c = self.carry
         obs_t = torch.from_numpy(np.array(obs, np.float32)).to(self.learner.wm.device)[None]
         first = torch.tensor([c.first], device=obs_t.device)
-        acting, learner = self._acting, self.learner
-        wm = learner.wm if acting is None else acting.wm
-        generator = None if acting is None else acting.generator
-        latent = wm.act_step(c.latent, c.prev_action, obs_t, first, generator)
+        latent = self.learner.wm.act_step(c.latent, c.prev_action, obs_t, first)
         avail_t = torch.from_numpy(np.array(avail, bool)).to(obs_t.device)[None]
         t = self.cfg.train
         noisy = not greedy and t.explore_eps > 0.0 and self._noisy_episode()
         # Not before the actor's first update: argmax of an untrained actor is one fixed action.
-        updates = learner.ac_updates if acting is None else acting.ac_updates
         plain_greedy = (not greedy and not noisy and t.plain_policy == "greedy"
-                        and max(updates, self.learner_actor_updates) > 0)
-        actor = learner.ac.acting_actor if acting is None else acting.actor
-        action, _ = ActorCritic.act_with(actor, latent.feat(), avail_t, greedy or plain_greedy,
-                                         generator)
+                        and max(self.learner.ac_updates, self.learner_actor_updates) > 0)
+        action, _ = self.learner.ac.acting_policy(latent.feat(), avail_t, greedy or plain_greedy)
         if noisy:
             action = torch.full_like(action, self._explore(int(action[0]), np.asarray(avail, bool)))
         self.carry = Carry(latent, action, False)
@@ -247,25 +202,11 @@ class Agent:
         ``should_stop`` may end it early, between whole updates (see `DreamerLearner`)."""
         if not self.train_due():
             return {}
-        return self.finish_round(*self.run_round(should_stop))
-
-    def run_round(self, should_stop: Callable[[], bool] | None = None
-                  ) -> tuple[dict[str, float], ScoredRollouts | None]:
-        """The learner's part of `train_round`, without its bookkeeping (`finish_round`). Under
-        ``train.overlap`` the agent process runs it in a background thread: it touches only the
-        learner and ``rng``, while the main thread acts with the `ActingCopy` and holds what it
-        receives back (`hold_received`) until the round is finished."""
-        return self.learner.train_round(self.rng, use_shared=self.method in EXPERIENCE_METHODS,
-                                        use_received=self.method in ROLLOUT_METHODS,
-                                        should_stop=should_stop)
-
-    def finish_round(self, metrics: dict[str, float], own: ScoredRollouts | None) -> dict[str, float]:
-        """Book a finished `run_round`: its rollouts become what `share` offers next, and the
-        acting copy (``train.overlap``) takes the new parameters. Returns ``metrics``."""
+        metrics, own = self.learner.train_round(self.rng, use_shared=self.method in EXPERIENCE_METHODS,
+                                                use_received=self.method in ROLLOUT_METHODS,
+                                                should_stop=should_stop)
         self._new_rollouts = own
         self.counters["train_rounds"] += 1
-        if self._acting is not None:
-            self._acting.refresh(self.learner)
         return metrics
 
     # --- selection and sharing ------------------------------------------------------------------
@@ -364,43 +305,24 @@ class Agent:
         if self.transport is None:
             return 0
         stored = 0
-        for msg in self.transport.poll(0):
-            if self._held is not None:
-                self._held.append(msg)
-            else:
-                stored += self._store(msg)
-        return stored
-
-    def _store(self, msg: Message) -> bool:
-        """One received message into its buffer (or the acting parameters); counts the outcome."""
         handlers = {ExperienceMsg: self._on_experience, RolloutMsg: self._on_rollout,
                     ParamsMsg: self._on_params}
-        handler = handlers.get(type(msg))
-        if handler is None:
-            self.counters[f"ignored/{msg.KIND}"] += 1
-            return False
-        try:
-            stored = handler(msg)
-        except WireError as exc:
-            self.counters[f"rejected/{exc.reason}"] += 1
-            return False
-        except ValueError:  # a buffer's own shape/range check
-            self.counters["rejected/buffer"] += 1
-            return False
-        self.counters[f"received/{msg.KIND}" if stored else f"ignored/{msg.KIND}"] += 1
+        for msg in self.transport.poll(0):
+            handler = handlers.get(type(msg))
+            if handler is None:
+                self.counters[f"ignored/{msg.KIND}"] += 1
+                continue
+            try:
+                if handler(msg):
+                    self.counters[f"received/{msg.KIND}"] += 1
+                    stored += 1
+                else:
+                    self.counters[f"ignored/{msg.KIND}"] += 1
+            except WireError as exc:
+                self.counters[f"rejected/{exc.reason}"] += 1
+            except ValueError:  # a buffer's own shape/range check
+                self.counters["rejected/buffer"] += 1
         return stored
-
-    def hold_received(self) -> None:
-        """From now on `receive` keeps what it takes from the transport instead of storing it:
-        the buffers it would write to are the ones a background round reads (``train.overlap``)."""
-        if self._held is None:
-            self._held = []
-
-    def release_received(self) -> int:
-        """Store what was held since `hold_received` (in arrival order) and stop holding; returns
-        how many items were stored."""
-        held, self._held = self._held, None
-        return sum(self._store(msg) for msg in held or ())
 
     def _on_experience(self, msg: ExperienceMsg) -> bool:
         if self.method not in EXPERIENCE_METHODS:
@@ -471,8 +393,6 @@ class Agent:
         for name, gate in self._gates().items():
             gate.decisions, gate.shared = state["gates"][name]["decisions"], state["gates"][name]["shared"]
             _load_stats(gate.stats, state["gates"][name]["stats"])
-        if self._acting is not None:
-            self._acting.refresh(self.learner)
         self.reset_episode()
 
     def _gates(self) -> dict[str, GaussianGate]:

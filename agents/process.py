@@ -9,11 +9,7 @@ It starts from (config, agent id, env host endpoint, run dir) alone:
 3. loop on the control channel: each `StepMsg` is recorded against the previous action and
    answered with an `ActionMsg`; an episode's last step (terminated or truncated) stores the
    episode, runs the training round and offers what is new to the gates (`Agent.share`);
-   with ``train.overlap`` the round runs in a thread (`BackgroundRound`) while the next episode
-   is played with the parameters of the round before, and is finished (booked, shared,
-   recorded) at that episode's end or before an evaluation episode;
-   between messages it pumps the transport and takes in peers' messages (`Agent.receive`;
-   held back while a round runs, since they go into the buffers it reads);
+   between messages it pumps the transport and takes in peers' messages (`Agent.receive`);
    a `SpecMsg` later on means a peer restarted (reconnect); `StopMsg` ends the run.
 
 Records: ``agent-<i>.jsonl`` (one line per training episode, mirrored to TensorBoard under
@@ -29,8 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +37,6 @@ import zmq
 
 from agents.agent import Agent
 from agents.checkpoints import load_latest, save_checkpoint
-from agents.learner import ScoredRollouts
 from agents.stopflag import StopFlag
 from agents.wire import link_budget
 from comms.budget import Budget
@@ -210,57 +203,6 @@ class MemberProcess:
         self.ctx.term()
 
 
-# How much nicer than the rest of the process a background round's thread runs (Linux nice values
-# are per thread). Two rounds saturate the two cores; at equal priority the lockstep's short
-# wake-ups (env host, each agent's acting thread) waited behind them for a time slice each, and
-# an overlapped 5-minute run played no more env steps than a sequential one.
-BACKGROUND_NICE = 10
-
-
-def _lower_priority() -> None:
-    """Make the calling thread nicer by `BACKGROUND_NICE` (Linux; elsewhere nothing happens)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE))
-    except (AttributeError, OSError):  # no per-thread priorities on this platform
-        pass
-
-
-class BackgroundRound:
-    """One training round (`Agent.run_round`) in a thread of its own (``train.overlap``).
-
-    torch releases the GIL inside its operators, so the round computes while the main thread
-    answers the env host; an error in the round is raised again by `join`."""
-
-    def __init__(self, agent: Agent, should_stop: Callable[[], bool]) -> None:
-        self._result: tuple[dict[str, float], ScoredRollouts | None] | None = None
-        self._error: BaseException | None = None
-        self.seconds = 0.0
-        self._thread = threading.Thread(target=self._run, args=(agent, should_stop),
-                                         name=f"train-round-{agent.agent_id}", daemon=True)
-        self._thread.start()
-
-    def _run(self, agent: Agent, should_stop: Callable[[], bool]) -> None:
-        t0 = time.perf_counter()
-        _lower_priority()
-        try:
-            self._result = agent.run_round(should_stop)
-        except BaseException as exc:  # noqa: BLE001 (raised again in the main thread by `join`)
-            self._error = exc
-        self.seconds = time.perf_counter() - t0
-
-    def join(self, tick: Callable[[], None]) -> tuple[dict[str, float], ScoredRollouts | None]:
-        """Wait for the round, calling ``tick`` every `LOOP_TICK_S` meanwhile (heartbeats: a
-        `paper` round takes seconds); its metrics and own rollouts."""
-        while self._thread.is_alive():
-            self._thread.join(LOOP_TICK_S)
-            tick()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-
 class AgentProcess(MemberProcess):
     """One agent: its `Agent`, its lockstep with the env host and its run-dir records."""
 
@@ -269,7 +211,6 @@ class AgentProcess(MemberProcess):
         self.args = args
         self.agent: Agent | None = None
         self._pending: tuple[np.ndarray, np.ndarray, int, bool] | None = None  # obs, avail, a, first
-        self._round: BackgroundRound | None = None  # train.overlap: the round in flight
         self._episode = -1
         self._last_checkpoint_step = 0
         self._budget_mark: tuple[float, int, int] | None = None  # (time, env steps, sent bytes)
@@ -360,8 +301,6 @@ class AgentProcess(MemberProcess):
         assert agent is not None and control is not None and self.transport is not None
         if msg.t == 0 or msg.episode != self._episode:
             # A new episode, or the first message after a restart mid-episode: start afresh.
-            if msg.greedy:  # an evaluation measures the newest policy, not the one before it
-                self._complete_round()
             agent.reset_episode()
             self._pending, self._episode = None, msg.episode
         if self._pending is not None and not msg.greedy:
@@ -381,47 +320,13 @@ class AgentProcess(MemberProcess):
         control.send(ActionMsg(sender=self.id, seq=msg.seq, step=msg.step, action=action))
 
     def _end_episode(self) -> None:
-        """Store the episode, then its training round: here, or (``train.overlap``) started in
-        the background and finished at the next episode's end (`_complete_round`)."""
-        agent = self.agent
-        assert agent is not None
-        if not agent.overlap:
-            agent.end_episode()
-            t0 = time.perf_counter()
-            with self.watch("train"):
-                losses = agent.train_round(should_stop=self.busy_stop)
-            self._after_round(losses, time.perf_counter() - t0)
-            return
-        self._complete_round()
-        agent.end_episode()
-        if not agent.train_due():
-            self._after_round({}, 0.0)
-            return
-        agent.hold_received()
-        self._round = BackgroundRound(agent, self.stop)
-
-    def _complete_round(self) -> None:
-        """Finish the round in flight, if any: wait for it (timed as "train"), book it, store
-        what arrived meanwhile, then share and record as a sequential round would."""
-        agent, bg = self.agent, self._round
-        if bg is None or agent is None:
-            return
-        self._round = None
-        with self.watch("train"):
-            metrics, own = bg.join(self._heartbeat)
-        losses = agent.finish_round(metrics, own)
-        agent.release_received()
-        self._after_round(losses, bg.seconds)
-
-    def _heartbeat(self) -> None:
-        if self.transport is not None:
-            self.transport.heartbeat()
-
-    def _after_round(self, losses: dict[str, float], train_s: float) -> None:
-        """Share what is new, record the round (``train_s``: its own duration) and checkpoint
-        when due."""
         agent = self.agent
         assert agent is not None and self.records is not None
+        agent.end_episode()
+        t0 = time.perf_counter()
+        with self.watch("train"):
+            losses = agent.train_round(should_stop=self.busy_stop)
+        train_s = time.perf_counter() - t0
         with self.watch("share"):
             agent.share()
         with self.watch("comms"):
@@ -477,7 +382,6 @@ class AgentProcess(MemberProcess):
         self._last_checkpoint_step = steps
 
     def _finish(self) -> int:
-        self._complete_round()  # ends at its next update boundary once the stop flag is set
         if self.agent is not None and self.agent.counters["env_steps"] > 0:
             self.checkpoint()
         if self.transport is not None:

@@ -367,13 +367,6 @@ class TrainConfig(_Section):
     # (docs/PERFORMANCE.md). 0 = off (every preset).
     self_imitation: float = _f(0.0, ">=0")
     train_every: int = _f(1, ">0")  # episodes between training rounds
-    # Agent processes only: run each training round in a background thread while the next
-    # episode is played, acting with a frozen copy of the networks as they were after the round
-    # before (so acting is one round behind the sequential schedule; imagination, PPO and the
-    # world model train as before). The lockstep with the env host is mostly waiting on
-    # messages and the other agent, time the round can use (docs/PERFORMANCE.md, "Training
-    # overlapped with acting"). False (`cpu`, `paper`, `mamba`): the paper's sequential loop.
-    overlap: bool = False
     prefill: int = _f(500, ">=0")  # env steps collected before the first training round
 
 

@@ -111,27 +111,6 @@ def test_each_method_completes_and_writes_the_run_dir(method: str, tmp_path: Pat
 
 
 @pytest.mark.timeout(120)
-def test_rounds_overlapped_with_acting_train_share_and_receive(tmp_path: Path) -> None:
-    """train.overlap: each round runs in a thread while the next episode is played; every
-    round is booked, both kinds of shared item arrive, and the processes exit cleanly."""
-    run = tmp_path / "run"
-    r = dwm("launch", "--agents", "2", "--scenario", "2s_vs_1sc", "--method", "both", "--beta", "0.5",
-            "--preset", "tiny", "--steps", "400", "--set", "train.overlap=true", "--run-dir", str(run),
-            "--no-live")
-    assert r.returncode == 0, r.stderr + r.stdout
-    for i in (0, 1):
-        records = list(read_jsonl(run / f"agent-{i}.jsonl"))
-        last = records[-1]
-        assert last.get("final") is True and last.get("rejected", 0) == 0
-        rounds = [rec for rec in records if rec.get("train_s", 0) > 0]
-        assert len(rounds) == last["train_rounds"] >= 5
-        assert last["wm_updates"] == last["train_rounds"]  # tiny: one world-model step a round
-        assert last["received/experience"] > 0 and last["received/rollout"] > 0
-    assert (run / "checkpoints/agent-0/latest.json").exists()
-    assert not processes_of(run), "a process of the run outlived the launcher"
-
-
-@pytest.mark.timeout(120)
 def test_centralized_agents_act_with_the_learners_averaged_actor(tmp_path: Path) -> None:
     """With train.actor_ema the learner ships its averaged actor; the agents load it."""
     run = tmp_path / "run"

@@ -165,24 +165,21 @@ class ActorCritic(nn.Module):
         ``train.actor_ema`` (see `acting_policy`); the logits it returns are what a `Trajectory`
         stores as the behaviour policy.
         """
-        return self.act_with(self.actor, feat, avail, greedy)
+        return self._act(self.actor, feat, avail, greedy)
 
     @torch.no_grad()
     def acting_policy(self, feat: torch.Tensor, avail: torch.Tensor,
                       greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """`policy` of `acting_actor`: what an agent does in the environment."""
-        return self.act_with(self.acting_actor, feat, avail, greedy)
+        return self._act(self.acting_actor, feat, avail, greedy)
 
     @staticmethod
-    @torch.no_grad()
-    def act_with(actor: nn.Module, feat: torch.Tensor, avail: torch.Tensor, greedy: bool = False,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """`policy` of any actor network (e.g. a frozen copy an agent acts with while the actor
-        trains): (action (N,), masked logits (N, A)); ``generator`` draws the action."""
+    def _act(actor: nn.Module, feat: torch.Tensor, avail: torch.Tensor,
+             greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
         logits = masked_logits(actor(feat), avail)
         if greedy:
             return logits.argmax(-1), logits
-        return sample_index(torch.softmax(logits, -1), generator), logits
+        return sample_index(torch.softmax(logits, -1)), logits
 
     @torch.no_grad()
     def _targets(self, traj: Trajectory

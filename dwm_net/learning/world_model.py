@@ -84,11 +84,10 @@ def categorical_probs(logits: torch.Tensor) -> torch.Tensor:
     return (1.0 - UNIMIX) * logits.softmax(-1) + UNIMIX / k
 
 
-def sample_onehot(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(..., C, K) one-hot sample whose gradient is that of ``probs`` (straight-through);
-    ``generator`` as in `sample_index`."""
+def sample_onehot(probs: torch.Tensor) -> torch.Tensor:
+    """(..., C, K) one-hot sample whose gradient is that of ``probs`` (straight-through)."""
     k = probs.shape[-1]
-    index = sample_index(probs, generator)
+    index = sample_index(probs)
     onehot = F.one_hot(index, k).to(probs.dtype)
     return onehot + probs - probs.detach()
 
@@ -180,17 +179,16 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def act_step(self, latent: Latent, prev_action: torch.Tensor, obs: torch.Tensor,
-                 first: torch.Tensor, generator: torch.Generator | None = None) -> Latent:
+                 first: torch.Tensor) -> Latent:
         """One posterior step for acting on the agent's own observation.
 
         latent (N, ...) the previous state, prev_action (N,) int64 the action taken in it,
-        obs (N, D), first (N,) bool (resets ``latent`` and ``prev_action``); ``generator``
-        draws the latent sample (default: torch's global stream). Returns (N, ...).
+        obs (N, D), first (N,) bool (resets ``latent`` and ``prev_action``). Returns (N, ...).
         """
         m = (~first).float()[:, None]
         h = self._recurrent(latent.deter * m, latent.stoch * m[..., None], self._onehot(prev_action) * m)
         logits = self._post_logits(h, self.encoder(obs))
-        return Latent(h, sample_onehot(categorical_probs(logits), generator))
+        return Latent(h, sample_onehot(categorical_probs(logits)))
 
     # -- losses ---------------------------------------------------------------------------------
 
