@@ -244,7 +244,7 @@ class ModelConfig(_Section):
     action_decoder: float = _f(0.0, ">=0")
     # Precision of the MLPs' matrix products (dwm_net/learning/nets.py): "float32"; "bfloat16"
     # (CPU autocast inside each MLP, float32 out, weights and optimisers float32); "auto":
-    # bfloat16 where the CPU has AMX, else float32. The GRU cell is always float32.
+    # bfloat16 where the CPU has AMX or AVX512-BF16, else float32. The GRU cell is always float32.
     precision: str = _f("float32", choices=PRECISIONS)
 
 
@@ -528,10 +528,11 @@ PRESETS: dict[str, Preset] = {
     # against cpu's 20, 19, 20, 0, 12, 0) and 2m_vs_1z and 2s_vs_1sc independent showed no loss.
     "explore": Preset(
         "cpu + exploration noise, greedy training episodes, reward-prioritised replay, horizon 25, self-imitation, "
-        "bfloat16 products on AMX CPUs",
+        "bfloat16 products on CPUs with AMX or AVX512-BF16",
         {
-            # bfloat16 products where the CPU has AMX (else float32): actor-critic updates 1.6x
-            # as fast there (docs/PERFORMANCE.md, "bfloat16 products"); a numerics change, so
+            # bfloat16 products where the CPU has AMX or AVX512-BF16 (else float32): actor-critic
+            # updates 1.6x as fast with AMX, 1.35x with AVX512-BF16 on an AMD Zen 4
+            # (docs/PERFORMANCE.md, "bfloat16 products"); a numerics change, so
             # `cpu` and `paper` keep float32.
             "model": {"precision": "auto"},
             "train": {"explore_eps": 0.1, "explore_repeat": 0.5, "explore_episodes": 0.5,

@@ -42,12 +42,12 @@ def test_checkpoints_load_across_precisions():
     assert wm_b.reward_head.bf16 and ac_b.actor.bf16 and not ac_a.critic.bf16
 
 
-def test_auto_asks_the_cpu(monkeypatch):
+@pytest.mark.parametrize("amx, avx512_bf16", [(True, False), (False, True), (True, True), (False, False)])
+def test_auto_asks_the_cpu(monkeypatch, amx: bool, avx512_bf16: bool):
     assert not low_precision("float32") and low_precision("bfloat16")
-    monkeypatch.setattr(nets, "amx_available", lambda: True)
-    assert low_precision("auto")
-    monkeypatch.setattr(nets, "amx_available", lambda: False)
-    assert not low_precision("auto")
+    monkeypatch.setattr(nets, "amx_available", lambda: amx)
+    monkeypatch.setattr(nets, "avx512_bf16_available", lambda: avx512_bf16)
+    assert low_precision("auto") == (amx or avx512_bf16)
 
 
 def test_an_unknown_precision_is_a_config_error():
