@@ -40,7 +40,7 @@ def amx_available() -> bool:
 
 
 def avx512_bf16_available() -> bool:
-    """Whether this CPU has AVX512-BF16 dot products (e.g. AMD Zen 4, Intel Cooper Lake on)."""
+    """Whether this CPU has AVX512-BF16 dot products (e.g. AMD Zen 4, Intel Cooper Lake and later)."""
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     return bool(probe()) if probe is not None else False
 
