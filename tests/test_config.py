@@ -76,7 +76,7 @@ def test_default_preset_is_explore_and_the_dataclass_defaults_are_cpu():
 def test_explore_preset_is_cpu_plus_the_measured_options():
     """`explore` is `cpu` with exactly the overrides of the bench in docs/PERFORMANCE.md, and a
     run length that covers the env steps those seeds took (bench learn sets its own), and
-    bfloat16 products where the CPU has AMX (docs/PERFORMANCE.md, "bfloat16 products")."""
+    bfloat16 products where the CPU has AMX or AVX512-BF16 (docs/PERFORMANCE.md, "bfloat16 products")."""
     bench = ["model.precision=auto", "train.explore_eps=0.1", "train.explore_repeat=0.5", "train.reward_priority=0.5",
              "train.horizon=25", "train.explore_episodes=0.5", "train.plain_policy=greedy",
              "train.self_imitation=3.0", "train.priority_lead=20", "run.steps=100000"]
