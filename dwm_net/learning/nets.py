@@ -33,16 +33,20 @@ from torch import nn
 BF16_MIN_ROWS = 256
 
 
+def _cpu_probe(name: str) -> bool:
+    """torch's own CPU feature probe ``torch.cpu.<name>()``; False where this torch lacks it."""
+    probe = getattr(torch.cpu, name, None)
+    return bool(probe()) if probe is not None else False
+
+
 def amx_available() -> bool:
     """Whether this CPU multiplies bfloat16 tiles in hardware (Intel AMX), as torch sees it."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe()) if probe is not None else False
+    return _cpu_probe("_is_amx_tile_supported")
 
 
 def avx512_bf16_available() -> bool:
     """Whether this CPU has AVX512-BF16 dot products (e.g. AMD Zen 4, Intel Cooper Lake and later)."""
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(probe()) if probe is not None else False
+    return _cpu_probe("_is_avx512_bf16_supported")
 
 
 def low_precision(precision: str) -> bool:
