@@ -30,7 +30,6 @@ learner sends back (`ParamsMsg`).
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,7 +135,7 @@ class Agent:
         latent = self.learner.wm.act_step(c.latent, c.prev_action, obs_t, first)
         avail_t = torch.from_numpy(np.array(avail, bool)).to(obs_t.device)[None]
         t = self.cfg.train
-        noisy = not greedy and t.explore_eps > 0.0 and self._noisy_episode()
+        noisy = not greedy and t.noisy_episode(self.counters["episodes"])
         # Not before the actor's first update: argmax of an untrained actor is one fixed action.
         plain_greedy = (not greedy and not noisy and t.plain_policy == "greedy"
                         and max(self.learner.ac_updates, self.learner_actor_updates) > 0)
@@ -145,12 +144,6 @@ class Agent:
             action = torch.full_like(action, self._explore(int(action[0]), np.asarray(avail, bool)))
         self.carry = Carry(latent, action, False)
         return int(action[0])
-
-    def _noisy_episode(self) -> bool:
-        """Whether this training episode gets the noise (``train.explore_episodes``): decided by
-        the episode's index alone, so all agents of a run agree."""
-        f, k = self.cfg.train.explore_episodes, self.counters["episodes"]
-        return math.floor((k + 1) * f) > math.floor(k * f)
 
     def _explore(self, action: int, avail: np.ndarray) -> int:
         """``train.explore_eps`` / ``explore_repeat`` noise on the policy's ``action``."""

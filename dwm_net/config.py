@@ -369,6 +369,12 @@ class TrainConfig(_Section):
     train_every: int = _f(1, ">0")  # episodes between training rounds
     prefill: int = _f(500, ">=0")  # env steps collected before the first training round
 
+    def noisy_episode(self, k: int) -> bool:
+        """Whether training episode ``k`` (0-based) gets the ``explore_eps`` noise: by its index
+        alone (``explore_episodes``), so every agent of a run, and the env host's log, agree."""
+        f = self.explore_episodes
+        return self.explore_eps > 0.0 and math.floor((k + 1) * f) > math.floor(k * f)
+
 
 @dataclass(frozen=True)
 class ShareConfig(_Section):

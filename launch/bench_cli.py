@@ -166,9 +166,11 @@ def _train_on_one_core(preset: str, scenario: str, seconds: float, seed: int = 0
 
 
 def _training_wins(t: dict[str, Any]) -> str:
-    """"3 / 1,500 (24,038)": training episodes won / played (env step of the first win)."""
+    """"3 / 1,500 (24,038), 2 noisy": training episodes won / played (env step of the first win),
+    and how many of the wins had exploration noise where the run had it."""
     first = t["first_win_env_steps"]
-    return f"{t['won']:,} / {t['episodes']:,}" + ("" if first is None else f" ({first:,})")
+    out = f"{t['won']:,} / {t['episodes']:,}" + ("" if first is None else f" ({first:,})")
+    return out + (f", {t['won_noise']:,} noisy" if "won_noise" in t else "")
 
 
 def _speed_probe(seconds: float) -> dict[str, float | str]:

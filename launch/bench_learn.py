@@ -45,15 +45,28 @@ def evals(run_dir: Path, episodes_per_eval: int) -> list[dict[str, Any]]:
 
 def training_wins(run_dir: Path) -> dict[str, Any]:
     """Training episodes played and won, and the env step of the first win (None if none): a seed
-    that misses the target either never found a win or found one and did not keep it."""
+    that misses the target either never found a win or found one and did not keep it. Where the
+    run had exploration noise, also the wins in noisy episodes and the env step of the first win
+    without noise: the two kinds of win need not lead to the same thing."""
     played, won, first = 0, 0, None
+    noisy_won, first_plain, has_noise = 0, None, False
     for rec in read_jsonl(run_dir / "episodes.jsonl"):
-        if rec.get("mode") == "train":
-            played += 1
-            if rec.get("won"):
-                won += 1
-                first = int(rec["env_steps"]) if first is None else first
-    return {"episodes": played, "won": won, "first_win_env_steps": first}
+        if rec.get("mode") != "train":
+            continue
+        played += 1
+        has_noise = has_noise or "noise" in rec
+        if rec.get("won"):
+            won += 1
+            steps = int(rec["env_steps"])
+            first = steps if first is None else first
+            if rec.get("noise"):
+                noisy_won += 1
+            elif first_plain is None:
+                first_plain = steps
+    out: dict[str, Any] = {"episodes": played, "won": won, "first_win_env_steps": first}
+    if has_noise:
+        out |= {"won_noise": noisy_won, "first_plain_win_env_steps": first_plain}
+    return out
 
 
 def timers(run_dir: Path, n_agents: int) -> dict[str, Any]:

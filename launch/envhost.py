@@ -350,9 +350,15 @@ class EnvHost:
         self.episodes_log.write(self._episode_record(mode, ret, won, length))
 
     def _episode_record(self, mode: str, ret: float, won: bool, length: int) -> dict[str, Any]:
-        """The episodes.jsonl record of the episode that just ended."""
-        return {"time": now(), "mode": mode, "episode": self.state["episode_id"] - 1,
-                "env_steps": self.state["env_steps"], "return": ret, "won": won, "length": length}
+        """The episodes.jsonl record of the episode that just ended; a training episode's
+        ``noise`` says whether the agents' exploration noise was on in it (by the schedule of
+        `TrainConfig.noisy_episode`; only when the run has that noise)."""
+        rec = {"time": now(), "mode": mode, "episode": self.state["episode_id"] - 1,
+               "env_steps": self.state["env_steps"], "return": ret, "won": won, "length": length}
+        train = self.cfg.train
+        if mode == "train" and train.explore_eps > 0.0:
+            rec["noise"] = train.noisy_episode(self.state["episodes"] - 1)
+        return rec
 
     def _save_state(self) -> None:
         write_json_atomic(self.state_path, {**self.state, "timers": self.watch.totals})

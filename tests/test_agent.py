@@ -393,6 +393,8 @@ def test_exploration_episodes_noise_an_even_share_the_same_for_every_agent() -> 
         noisy_by_agent.append(noisy)
     assert sum(noisy_by_agent[0]) == 30
     assert noisy_by_agent[0] == noisy_by_agent[1]  # no agent plays noisily alone
+    # the schedule the env host writes into episodes.jsonl is the one they played
+    assert noisy_by_agent[0] == [cfg.train.noisy_episode(k) for k in range(100)]
     assert max(map(len, "".join("n" if n else "." for n in noisy_by_agent[0]).split("n"))) <= 3
 
 

@@ -45,6 +45,19 @@ def test_training_wins_count_training_episodes_only(tmp_path: Path) -> None:
     assert _training_wins({"episodes": 7, "won": 0, "first_win_env_steps": None}) == "0 / 7"
 
 
+def test_training_wins_split_by_the_noise_where_a_run_had_it(tmp_path: Path) -> None:
+    rows = [("train", 40, True, True), ("train", 80, False, False), ("train", 120, True, True),
+            ("train", 160, True, False), ("train", 200, True, False)]
+    with open(tmp_path / "episodes.jsonl", "w") as f:
+        f.writelines(json.dumps({"time": i, "mode": m, "episode": i, "env_steps": s, "won": w,
+                                 "return": 1.0, "length": 40, "noise": n}) + "\n"
+                     for i, (m, s, w, n) in enumerate(rows))
+    got = training_wins(tmp_path)
+    assert got == {"episodes": 5, "won": 4, "first_win_env_steps": 40, "won_noise": 2,
+                   "first_plain_win_env_steps": 160}
+    assert _training_wins(got) == "4 / 5 (40), 2 noisy"
+
+
 def test_median_needs_more_than_half_the_seeds() -> None:
     runs = [{"reached": True, "wall_s_to_target": 100.0, "env_steps_to_target": 5000},
             {"reached": True, "wall_s_to_target": 300.0, "env_steps_to_target": 9000},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,11 +17,11 @@ from launch.envhost import EnvHost, HostArgs
 TRAIN_LENGTH = 10
 
 
-def host(run_dir: Path, outcomes: Iterator[bool | None]) -> EnvHost:
+def host(run_dir: Path, outcomes: Iterator[bool | None], **sets: Any) -> EnvHost:
     """An EnvHost whose episodes are scripted: train episodes last TRAIN_LENGTH steps; each greedy
     episode takes the next of `outcomes` (won or lost), None meaning "stopped here"."""
     cfg = replace(load_config("tiny"), **{"run.steps": 40, "run.eval_every": 20,
-                                          "run.eval_episodes": 2})
+                                          "run.eval_episodes": 2, **sets})
     h = EnvHost(HostArgs(cfg, "tcp://127.0.0.1:*", run_dir), StopFlag())
     h.episodes_log = JsonlWriter(run_dir / "episodes.jsonl")
     h._stop_members = lambda reason: None  # type: ignore[method-assign]
@@ -71,3 +72,18 @@ def test_an_evaluation_cut_short_leaves_no_record_and_is_redone_on_resume(tmp_pa
     assert again.run() == 0
     again.episodes_log.close()  # type: ignore[union-attr]
     assert evals(tmp_path) == {0: 2, 20: 2, 40: 2}
+
+
+@pytest.mark.timeout(30)
+def test_training_records_say_which_episodes_had_the_agents_noise(tmp_path: Path) -> None:
+    noisy = host(tmp_path / "a", iter([False] * 6), **{"run.steps": 100, "run.eval_every": 0,
+                                                       "train.explore_eps": 0.1,
+                                                       "train.explore_episodes": 0.3})
+    assert noisy.run() == 0
+    train = [r for r in read_jsonl(tmp_path / "a" / "episodes.jsonl") if r["mode"] == "train"]
+    assert len(train) == 10
+    assert [r["noise"] for r in train] == [noisy.cfg.train.noisy_episode(k) for k in range(10)]
+    assert sum(r["noise"] for r in train) == 3
+    plain = host(tmp_path / "b", iter([False] * 6), **{"run.eval_every": 0})  # no noise: no key
+    assert plain.run() == 0
+    assert all("noise" not in r for r in read_jsonl(tmp_path / "b" / "episodes.jsonl"))
