@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -114,6 +115,7 @@ class Launcher:
         self.collector: MetricsSubscriber | None = None
         self.stop_reason: str | None = None
         self.state = RunState()
+        self.foreign_metrics: Counter[int] = Counter()  # metrics messages from unknown senders
         beta = self.cfg.share.beta if self.cfg.share.method in BETA_METHODS else None  # β means nothing else
         self.info = RunInfo(scenario=self.cfg.env.scenario, method=self.cfg.share.method,
                             beta=beta, budget=self.cfg.comms.budget,
@@ -208,9 +210,19 @@ class Launcher:
         return 0
 
     def _take_metrics(self, timeout_s: float) -> None:
+        """Metrics of this run's own processes into the view; any other sender id (the
+        collector's port is on loopback, so another local program) is counted and named once."""
         assert self.collector is not None
+        members = {child.member for child in self.children}
         for msg in self.collector.poll(timeout_s):
-            self.state.update(msg.sender, msg.values)
+            if msg.sender in members:
+                self.state.update(msg.sender, msg.values)
+                continue
+            self.foreign_metrics[msg.sender] += 1
+            if self.foreign_metrics[msg.sender] == 1:
+                print(f"warning: ignoring metrics from sender {msg.sender}, not a process of this run "
+                      "(another program on this machine is sending to the launcher's metrics port)",
+                      file=sys.stderr, flush=True)
 
     def _check_children(self) -> int | None:
         """Restart what died; an exit code when the run is over (0: done)."""

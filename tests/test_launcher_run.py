@@ -11,6 +11,7 @@ from typing import Any, Self
 
 import pytest
 
+from comms.messages import MetricsMsg
 from dwm_net.config import load_config
 from launch import launcher as launcher_mod
 from launch import rundir
@@ -107,3 +108,22 @@ def test_run_dir_names_carry_beta_only_where_it_applies(method: str, beta: float
     cell = Cell(cfg.env.scenario, method, beta, 0).name  # how a sweep names the same cell
     assert name.endswith("-" + cell.removesuffix("-s0"))
     assert ("-b" in name) == (beta is not None)
+
+
+def test_metrics_from_a_sender_that_is_not_a_child_are_ignored_and_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    launcher = stand_in_launcher(tmp_path / "run", monkeypatch, live=False)
+    launcher.children = [launcher_mod.Child(role, member, argv, tmp_path / f"{member}.log")
+                         for role, member, argv in launcher.commands("", None)]
+
+    class Collector:  # what the loopback port received: one of ours, a stranger twice
+        def poll(self, timeout_s: float) -> list[MetricsMsg]:
+            return [MetricsMsg(sender=0, seq=0, step=5, values={"env_steps": 5}),
+                    MetricsMsg(sender=7, seq=0, step=1, values={"env_steps": 99}),
+                    MetricsMsg(sender=7, seq=1, step=2, values={"env_steps": 98})]
+
+    launcher.collector = Collector()  # type: ignore[assignment]
+    launcher._take_metrics(0.0)
+    assert launcher.state.get(0, "env_steps") == 5
+    assert 7 not in launcher.state.values and launcher.foreign_metrics == {7: 2}
+    assert capsys.readouterr().err.count("ignoring metrics from sender 7") == 1
