@@ -84,7 +84,10 @@ def test_bench_learn_times_a_real_launch(tmp_path: Path) -> None:
     run = report["runs"][0]
     assert report["reached"] == 1 and run["env_steps_to_target"] == 0  # the eval before training
     assert 0 < run["wall_s_to_target"] <= run["elapsed_s"]
-    assert set(run["training"]) == {"episodes", "won", "first_win_env_steps"}
+    # the run has exploration noise (--set below), so its wins are split by it
+    assert set(run["training"]) == {"episodes", "won", "first_win_env_steps", "won_noise",
+                                    "first_plain_win_env_steps"}
+    assert 0 <= run["training"]["won_noise"] <= run["training"]["won"]
     # Reached, so the final agents were evaluated again, on 3 more episodes.
     assert run["confirm"]["episodes"] == 3 and 0.0 <= run["confirm"]["win_rate"] <= 1.0
     assert {"act", "wait"} <= set(run["timers"]["agents"][0]) and "env" in run["timers"]["env_host"]
